@@ -1,0 +1,1 @@
+"""The ``bdobs`` command: one entry point for the whole bundle."""

@@ -1,0 +1,1 @@
+"""Load tests and the system they load: simulator, reference service, stack."""
