@@ -392,3 +392,92 @@ class PrometheusServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class RedisClusterServer:
+    """A Redis Cluster of three masters, no replicas, on loopback ports.
+
+    Each node is a :class:`RedisServer` started with ``--cluster-enabled yes``
+    in its own folder; ``redis-cli --cluster create`` then assigns the 16,384
+    slots. Meant for tests and demos: no persistence, no replicas.
+
+    Args:
+        workdir: Folder holding one sub-folder per node.
+        masters: How many master nodes (at least 3, as Redis requires).
+    """
+
+    def __init__(self, workdir: Path, *, masters: int = 3) -> None:
+        if masters < 3:
+            raise ValueError("a Redis Cluster needs at least 3 masters")
+        self.workdir = workdir
+        cluster_args = [
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", "2000",
+        ]  # fmt: skip
+        self.nodes = [
+            RedisServer(workdir / f"node-{index}", extra_args=cluster_args)
+            for index in range(masters)
+        ]
+
+    @property
+    def url(self) -> str:
+        """A ``redis+cluster://`` URL naming the first node as the seed."""
+        return f"redis+cluster://{LOOPBACK}:{self.nodes[0].port}/0"
+
+    @property
+    def startup_nodes(self) -> list[tuple[str, int]]:
+        """Every node's (host, port)."""
+        return [(LOOPBACK, node.port) for node in self.nodes]
+
+    def start(self, timeout: float = 20.0) -> RedisClusterServer:
+        """Start the nodes, create the cluster and wait until it is ``ok``."""
+        cli = require_binary("redis-cli", "redis-tools")
+        for node in self.nodes:
+            node.start()
+        addresses = [f"{LOOPBACK}:{node.port}" for node in self.nodes]
+        created = subprocess.run(
+            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0",
+             "--cluster-yes"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )  # fmt: skip
+        if created.returncode != 0:
+            self.stop()
+            raise ServerError(
+                f"redis-cli --cluster create failed: {created.stdout}{created.stderr}"
+            )
+        wait_until(
+            lambda: all(self._cluster_ok(node.port) for node in self.nodes),
+            timeout=timeout,
+            what="the Redis Cluster",
+            interval=0.1,
+        )
+        return self
+
+    def _cluster_ok(self, port: int) -> bool:
+        try:
+            with socket.create_connection((LOOPBACK, port), 0.5) as sock:
+                sock.sendall(b"CLUSTER INFO\r\n")
+                reply = b""
+                while b"cluster_state" not in reply or not reply.endswith(b"\r\n"):
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        break
+                    reply += chunk
+                return b"cluster_state:ok" in reply
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """Stop every node by its process id."""
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> RedisClusterServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
