@@ -1,0 +1,99 @@
+"""Fixtures of the load-test package: the simulator and the service on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from loadtests.servers import (
+    LOOPBACK,
+    ManagedProcess,
+    RedisServer,
+    free_port,
+    http_ok,
+    wait_until,
+)
+
+#: The webhook secret of the service fixtures.
+WEBHOOK_SECRET = "test-webhook-secret"
+
+
+@contextlib.contextmanager
+def python_server(
+    module: str,
+    args: list[str],
+    workdir: Path,
+    *,
+    env: dict[str, str] | None = None,
+) -> Iterator[tuple[str, ManagedProcess]]:
+    """Run ``python -m module --port P args`` until healthy; yield its URL."""
+    port = free_port()
+    name = module.rsplit(".", 1)[-1]
+    process = ManagedProcess(
+        name,
+        [sys.executable, "-m", module, "--port", str(port), *args],
+        log_path=workdir / f"{name}.log",
+        env=env,
+    )
+    url = f"http://{LOOPBACK}:{port}"
+    process.start()
+    try:
+        wait_until(
+            lambda: http_ok(f"{url}/healthz") or not process.alive(),
+            timeout=20,
+            what=name,
+        )
+        process.ensure_running()
+        yield url, process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def simulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A simulator without latency, for the session; tests reset its faults."""
+    workdir = tmp_path_factory.mktemp("simulator")
+    with python_server("loadtests.simulator", ["--latency-ms", "0"], workdir) as (
+        url,
+        _process,
+    ):
+        yield url
+
+
+@pytest.fixture
+def faults(simulator_url: str) -> Iterator[httpx.Client]:
+    """An HTTP client on the simulator; every fault is cleared after the test."""
+    with httpx.Client(base_url=simulator_url, timeout=5) as client:
+        yield client
+        client.delete("/_faults").raise_for_status()
+
+
+def service_env(redis_url: str, directory_url: str) -> dict[str, str]:
+    """The environment of a service on its own tenant, so cache keys are fresh."""
+    return {
+        "REDIS_URL": redis_url,
+        "BUILDING_DIRECTORY_URL": directory_url,
+        "MANAGEMENT_COMPANY_ID": str(uuid.uuid4()),
+        "WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "BUILDING_DIRECTORY_RETRIES": "0",
+        "REDIS_BREAKER_COOLDOWN": "0.2",
+    }
+
+
+@pytest.fixture(scope="module")
+def service_url(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_server: RedisServer,
+    simulator_url: str,
+) -> Iterator[str]:
+    """One service worker on the session's Redis and simulator, for a module."""
+    workdir = tmp_path_factory.mktemp("service")
+    env = service_env(redis_server.url, simulator_url)
+    with python_server("loadtests.service", [], workdir, env=env) as (url, _process):
+        yield url
