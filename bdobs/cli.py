@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 #: The modules that provide command groups, in help order.
-COMMAND_MODULES: tuple[str, ...] = ("loadtests._stack_cli",)
+COMMAND_MODULES: tuple[str, ...] = ("loadtests._stack_cli", "dashboards.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
