@@ -6,6 +6,7 @@ everything with a single ``except`` clause and still tell the cases apart::
     BuildingDirectoryError
     ├── ConfigurationError          a setting is missing or malformed
     ├── InvalidBuildingIdError      the id is not a UUID; nothing was called
+    ├── DenormalizationError        the building cannot be copied into a request
     └── UpstreamError               the Building Directory call failed
         ├── UpstreamTimeoutError    no answer within the deadline    (timeout)
         ├── UpstreamHTTPError       an unexpected HTTP status        (http_error)
@@ -41,6 +42,10 @@ class InvalidBuildingIdError(BuildingDirectoryError, ValueError):
             f"building_id must be a UUID such as "
             f"'3f2b8c1e-0d4a-4c5e-9b7a-2e6f1d0c9a8b', got {building_id!r}"
         )
+
+
+class DenormalizationError(BuildingDirectoryError, ValueError):
+    """A building (or the request) lacks what denormalization needs."""
 
 
 class UpstreamError(BuildingDirectoryError):
