@@ -1,0 +1,638 @@
+"""The cached, instrumented Building Directory client.
+
+A lookup goes through up to three levels and stops at the first that answers:
+
+1. the near cache, in process (optional, ``Settings.near_cache_size``);
+2. Redis, shared by every process of the tenant (optional, ``Settings.redis_url``);
+3. the Building Directory API.
+
+Concurrent lookups of one id share one Redis read and one upstream fetch
+(single-flight): a thousand cold lookups of one id make one HTTP call. The
+shared fetch runs as its own task, so a cancelled caller does not cancel it for
+the others, and each caller keeps its own deadline (``Settings.deadline``).
+
+Freshness and stale-if-error: a found building is fresh for ``cache_ttl``
+seconds after it was fetched, a "not found" for ``negative_ttl``. An older copy
+is a miss that triggers a refetch, yet it stays in Redis ``stale_max_age``
+seconds longer: if the refetch fails (or outlasts the caller's deadline), that
+copy is served instead, counted as ``status="stale"`` and logged as a WARNING.
+Errors are never cached.
+
+Redis never makes a lookup fail (see :mod:`instrumentation._cache`): a Redis
+that is down, slow or paused costs at most ``redis_timeout`` per call until the
+circuit breaker skips it; lookups then go upstream.
+
+Counting, per lookup (``get_building``): one ``requests_total`` status
+(``success``, ``not_found``, ``stale``, ``error``, or ``invalid_id`` for a
+malformed id, refused before any call), one duration, one cache ``hit`` (plus
+``building_cache_level_hits_total`` with the level) or ``miss`` when a cache
+level is configured, and one ``errors_total`` per failed lookup. Redis
+failures, skipped Redis calls and unreadable entries count cache ``error``; each
+write counts ``set``.
+
+Buildings returned by the client may be shared with the near cache and with
+concurrent callers: treat them as read-only (``denormalize`` copies).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Coroutine, Iterable, Mapping
+from types import TracebackType
+from typing import Any, Final, Literal
+
+import httpx
+
+from instrumentation import _singleflight
+from instrumentation._cache import RedisCache
+from instrumentation._http import Upstream
+from instrumentation._near_cache import NearCache
+from instrumentation._singleflight import Flight
+from instrumentation.config import Settings
+from instrumentation.coordinates import Coordinates, read_coordinates
+from instrumentation.denormalize import EnrichedRequest, denormalize
+from instrumentation.errors import (
+    DenormalizationError,
+    InvalidBuildingIdError,
+    UpstreamError,
+    UpstreamHTTPError,
+    UpstreamTimeoutError,
+    UpstreamUnknownError,
+)
+from instrumentation.ids import canonical_building_id
+from instrumentation.metrics import REQUEST_STATUSES, BuildingDirectoryMetrics
+from instrumentation.reports import Health, RedisState, WarmReport
+from instrumentation.validation import Validation, judge
+
+logger = logging.getLogger(__name__)
+
+Status = Literal["success", "not_found", "stale", "error"]
+Level = Literal["near", "redis"]
+
+_perf_counter: Final = time.perf_counter
+_wall_clock: Final = time.time
+
+
+class _Outcome:
+    """What one lookup came to, before it is counted and returned."""
+
+    __slots__ = ("building", "error", "level", "status")
+
+    def __init__(
+        self,
+        status: Status,
+        building: dict[str, Any] | None = None,
+        error: UpstreamError | None = None,
+        level: Level | None = None,
+    ) -> None:
+        self.status = status
+        self.building = building
+        self.error = error
+        self.level = level
+
+
+@functools.cache
+def _default_metrics() -> BuildingDirectoryMetrics:
+    # One set on the default registry, shared by every client built without
+    # its own, since registering the same names twice fails.
+    return BuildingDirectoryMetrics()
+
+
+class BuildingDirectoryClient:
+    """Look up, validate and denormalize buildings, cached and instrumented.
+
+    Use it as an async context manager (or call :meth:`aclose`); one client
+    holds one HTTP connection pool and one Redis connection pool, and is meant
+    to live as long as the application.
+
+    Args:
+        settings: Everything configurable; ``redis_url=None`` runs without
+            Redis (the near cache, if sized, still works).
+        metrics: Where to count; by default one shared set of metrics on
+            prometheus_client's default registry.
+        transport: An httpx transport replacing the network (tests).
+
+    Raises:
+        ConfigurationError: ``settings.base_url`` is not set, or the Redis URL
+            cannot be used.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        metrics: BuildingDirectoryMetrics | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        metrics = _default_metrics() if metrics is None else metrics
+        self.settings = settings
+        self.metrics = metrics
+        self._upstream = Upstream(settings, metrics, transport=transport)
+        self._cache = (
+            RedisCache(settings, metrics) if settings.redis_url is not None else None
+        )
+        self._near = (
+            NearCache(settings.near_cache_size, settings.near_cache_ttl)
+            if settings.near_cache_size > 0
+            else None
+        )
+        self._counts_cache = self._cache is not None or self._near is not None
+        self._flights: dict[str, Flight[_Outcome]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._fresh_for = settings.cache_ttl
+        self._negative_for = settings.negative_ttl
+        self._stale_until = settings.cache_ttl + settings.stale_max_age
+        self._deadline = settings.deadline
+
+        # Pre-bound children: the hot path never calls .labels().
+        self._hit = metrics.cache["hit"]
+        self._miss = metrics.cache["miss"]
+        self._near_hit = metrics.level_hits["near"]
+        self._redis_hit = metrics.level_hits["redis"]
+        self._status = {
+            status: metrics.requests[("get_building", status)]
+            for status in REQUEST_STATUSES
+        }
+        self._found = self._status["success"]
+        self._not_found = self._status["not_found"]
+        self._duration = metrics.duration["get_building"]
+        self._errors = metrics.errors
+        self._validations = metrics.validations
+        self._coordinates = metrics.coordinates
+        self._denormalized = metrics.denormalization
+
+    async def __aenter__(self) -> BuildingDirectoryClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop shared fetches still running and close both connection pools."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._upstream.aclose()
+        if self._cache is not None:
+            await self._cache.aclose()
+
+    # -- lookups ---------------------------------------------------------------
+
+    async def get_building(self, building_id: str) -> dict[str, Any] | None:
+        """Return a building, from the fastest level that has a fresh copy.
+
+        Args:
+            building_id: A UUID in canonical form (either case).
+
+        Returns:
+            The building object (read-only, see the module docstring), or None
+            when the Building Directory does not know the id.
+
+        Raises:
+            InvalidBuildingIdError: The id is malformed; nothing was called.
+            UpstreamError: The Building Directory failed and no stale copy
+                could stand in. The subclass tells timeout, HTTP error,
+                unreadable body and anything else apart.
+        """
+        start = _perf_counter()
+        near = self._near
+        if near is not None and type(building_id) is str:
+            entry = near.get(building_id)
+            if entry is not None:
+                building = entry[1]
+                self._hit.inc()
+                self._near_hit.inc()
+                (self._not_found if building is None else self._found).inc()
+                self._duration.observe(_perf_counter() - start)
+                return building
+        outcome = await self._resolve(building_id, start)
+        return self._settle(outcome, start)
+
+    async def _resolve(self, building_id: object, start: float) -> _Outcome:
+        try:
+            canonical = canonical_building_id(building_id)
+        except InvalidBuildingIdError:
+            self._status["invalid_id"].inc()
+            self._duration.observe(_perf_counter() - start)
+            raise
+        if canonical != building_id and self._near is not None:
+            entry = self._near.get(canonical)
+            if entry is not None:
+                building = entry[1]
+                status: Status = "not_found" if building is None else "success"
+                return _Outcome(status, building, level="near")
+        flight = self._flights.get(canonical)
+        if flight is None:
+            return await self._lead(canonical, start)
+        return await self._follow(flight, start)
+
+    async def _lead(self, building_id: str, start: float) -> _Outcome:
+        flight: Flight[_Outcome] = Flight(asyncio.get_running_loop().create_future())
+        self._flights[building_id] = flight
+        if self._cache is not None:
+            try:
+                outcome = await self._read(building_id, flight)
+            except BaseException:
+                self._abandon(building_id, flight)
+                raise
+            if outcome is not None:
+                self._land(building_id, flight, outcome)
+                return outcome
+        self._spawn(building_id, flight, self._refresh(building_id, flight))
+        return await self._follow(flight, start)
+
+    async def _follow(self, flight: Flight[_Outcome], start: float) -> _Outcome:
+        try:
+            return await _singleflight.wait(
+                flight, self._deadline - (_perf_counter() - start)
+            )
+        except TimeoutError:
+            pass
+        if flight.stale is not None:
+            logger.warning(
+                "Building Directory gave no answer within the %g s deadline; "
+                "serving a copy fetched %.0f s ago",
+                self._deadline,
+                flight.stale_age,
+            )
+            return _Outcome("stale", flight.stale)
+        return _Outcome(
+            "error",
+            error=UpstreamTimeoutError(
+                f"the Building Directory gave no answer within the "
+                f"{self._deadline:g} s deadline"
+            ),
+        )
+
+    async def _read(
+        self, building_id: str, flight: Flight[_Outcome]
+    ) -> _Outcome | None:
+        """Read Redis; return a fresh outcome, or None (keeping a stale copy)."""
+        cache = self._cache
+        if cache is None:
+            return None
+        cached = await cache.get(building_id)
+        if cached is None or flight.invalidated:
+            return None
+        building, fetched_at = cached
+        age = _wall_clock() - fetched_at
+        if building is None:
+            if age >= self._negative_for:
+                return None
+            if self._near is not None:
+                self._near.put(building_id, None, self._negative_for - age)
+            return _Outcome("not_found", level="redis")
+        if age < self._fresh_for:
+            if self._near is not None:
+                self._near.put(building_id, building, self._fresh_for - age)
+            return _Outcome("success", building, level="redis")
+        if age < self._stale_until:
+            flight.stale = building
+            flight.stale_age = age
+        logger.debug(
+            "building %s: cached copy is %.0f s old, refetching", building_id, age
+        )
+        return None
+
+    async def _refresh(self, building_id: str, flight: Flight[_Outcome]) -> None:
+        """Fetch from the upstream, write the caches, answer the flight."""
+        try:
+            building = await self._upstream.fetch(building_id)
+        except UpstreamError as error:
+            if flight.stale is None:
+                self._land(building_id, flight, _Outcome("error", error=error))
+                return
+            logger.warning(
+                "Building Directory failed for %s (%s); serving a copy fetched "
+                "%.0f s ago",
+                building_id,
+                error,
+                flight.stale_age,
+            )
+            self._land(building_id, flight, _Outcome("stale", flight.stale))
+            return
+        # Write before answering, so that once a lookup returns, the next one
+        # finds the entry in Redis (the write is bounded by redis_timeout).
+        if not flight.invalidated:
+            if self._near is not None:
+                fresh_for = self._negative_for if building is None else self._fresh_for
+                self._near.put(building_id, building, fresh_for)
+            if self._cache is not None:
+                await self._cache.set(building_id, building)
+        status: Status = "not_found" if building is None else "success"
+        self._land(building_id, flight, _Outcome(status, building))
+
+    async def _fill(self, building_id: str, flight: Flight[_Outcome]) -> None:
+        """Finish a flight whose leader was cancelled while reading Redis."""
+        outcome = await self._read(building_id, flight)
+        if outcome is not None:
+            self._land(building_id, flight, outcome)
+            return
+        await self._refresh(building_id, flight)
+
+    def _settle(self, outcome: _Outcome, start: float) -> dict[str, Any] | None:
+        """Count a lookup's outcome; return its building or raise its error."""
+        level = outcome.level
+        if level is not None:
+            self._hit.inc()
+            (self._near_hit if level == "near" else self._redis_hit).inc()
+        elif self._counts_cache:
+            self._miss.inc()
+        status = outcome.status
+        self._status[status].inc()
+        self._duration.observe(_perf_counter() - start)
+        error = outcome.error
+        if error is not None:
+            self._errors[error.error_type].inc()
+            raise _copy(error) from error.__cause__
+        return outcome.building
+
+    # -- flight bookkeeping ------------------------------------------------------
+
+    def _land(
+        self, building_id: str, flight: Flight[_Outcome], outcome: _Outcome
+    ) -> None:
+        self._unregister(building_id, flight)
+        flight.future.set_result(outcome)
+
+    def _unregister(self, building_id: str, flight: Flight[_Outcome]) -> None:
+        if self._flights.get(building_id) is flight:
+            del self._flights[building_id]
+
+    def _abandon(self, building_id: str, flight: Flight[_Outcome]) -> None:
+        """The leader was cancelled while reading Redis: finish or drop its flight."""
+        if flight.future.done():
+            return
+        if flight.waiters:
+            self._spawn(building_id, flight, self._fill(building_id, flight))
+            return
+        self._unregister(building_id, flight)
+        flight.future.cancel()
+
+    def _spawn(
+        self,
+        building_id: str,
+        flight: Flight[_Outcome],
+        work: Coroutine[Any, Any, None],
+    ) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(functools.partial(self._task_done, building_id, flight))
+
+    def _task_done(
+        self, building_id: str, flight: Flight[_Outcome], task: asyncio.Task[None]
+    ) -> None:
+        self._tasks.discard(task)
+        self._unregister(building_id, flight)
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None:
+            logger.error(
+                "shared lookup of %s failed unexpectedly",
+                building_id,
+                exc_info=failure,
+            )
+        if not flight.future.done():
+            error = UpstreamUnknownError(
+                "the shared lookup stopped before answering"
+                + (" (client closed)" if failure is None else f" ({failure!r})")
+            )
+            error.__cause__ = failure
+            flight.future.set_result(_Outcome("error", error=error))
+
+    # -- validation and enrichment ------------------------------------------------
+
+    async def validate(self, building_id: str) -> Validation:
+        """Check that a building exists and is active; never raises for it.
+
+        Args:
+            building_id: The id named by the request.
+
+        Returns:
+            The verdict: ``valid``, ``invalid_not_found`` (also for a
+            malformed id, with the ``InvalidBuildingIdError`` attached),
+            ``invalid_inactive`` or ``error`` (with the ``UpstreamError``).
+        """
+        try:
+            building = await self.get_building(building_id)
+        except InvalidBuildingIdError as error:
+            verdict = Validation("invalid_not_found", error=error)
+        except UpstreamError as error:
+            verdict = Validation("error", error=error)
+        else:
+            verdict = judge(building)
+        self._validations[verdict.result].inc()
+        return verdict
+
+    def extract_coordinates(self, building: Mapping[str, Any]) -> Coordinates:
+        """Read and count a building's coordinates; never raises.
+
+        See :mod:`instrumentation.coordinates` for the shapes understood. A
+        ``parse_error`` also counts ``errors_total{error_type="parse_error"}``.
+        """
+        coordinates = read_coordinates(building)
+        self._coordinates[(coordinates.result, coordinates.source)].inc()
+        if coordinates.result == "parse_error":
+            self._errors["parse_error"].inc()
+            logger.debug(
+                "building %s: unreadable %s coordinates: %s",
+                building.get("id") if isinstance(building, Mapping) else None,
+                coordinates.source,
+                coordinates.detail,
+            )
+        return coordinates
+
+    def denormalize(
+        self,
+        building: Mapping[str, Any],
+        request: Mapping[str, Any],
+        *,
+        coordinates: Coordinates | None = None,
+    ) -> dict[str, Any]:
+        """Return the request with the building's fields merged in, counted.
+
+        See :mod:`instrumentation.denormalize` for the keys written.
+
+        Args:
+            building: The building.
+            request: The request's fields; not modified.
+            coordinates: The building's coordinates if already extracted (they
+                are read, uncounted, otherwise).
+
+        Raises:
+            DenormalizationError: The building has no name, or either argument
+                is not a mapping.
+        """
+        try:
+            payload = denormalize(building, request, coordinates)
+        except DenormalizationError:
+            self._denormalized["failure"].inc()
+            raise
+        self._denormalized["success"].inc()
+        return payload
+
+    async def enrich_request(
+        self, request: Mapping[str, Any], building_id: str
+    ) -> EnrichedRequest:
+        """Validate the building, read its coordinates and denormalize it.
+
+        Never raises for the building: the outcome says what happened.
+
+        Args:
+            request: The request's fields.
+            building_id: The building it names.
+
+        Returns:
+            The validation, and for a valid building its coordinates and the
+            payload (None, with ``error`` set, if denormalization failed).
+        """
+        validation = await self.validate(building_id)
+        if validation.building is None or validation.result != "valid":
+            return EnrichedRequest(validation)
+        coordinates = self.extract_coordinates(validation.building)
+        try:
+            payload = self.denormalize(
+                validation.building, request, coordinates=coordinates
+            )
+        except DenormalizationError as error:
+            return EnrichedRequest(validation, coordinates, None, error)
+        return EnrichedRequest(validation, coordinates, payload)
+
+    # -- cache management ---------------------------------------------------------
+
+    async def warm(
+        self, building_ids: Iterable[str], *, concurrency: int = 8
+    ) -> WarmReport:
+        """Fetch and cache the buildings not already cached.
+
+        Each id is looked up like any other (and counted as a lookup), at most
+        ``concurrency`` at a time; duplicates are handled once.
+
+        Args:
+            building_ids: The ids to warm, e.g. the most requested ones.
+            concurrency: Lookups in flight at once.
+
+        Returns:
+            How many were fetched, already cached, unknown, or failed.
+        """
+        counts = {"fetched": 0, "cached": 0, "not_found": 0, "failed": 0}
+        gate = asyncio.Semaphore(max(1, concurrency))
+
+        async def warm_one(building_id: str) -> None:
+            async with gate:
+                start = _perf_counter()
+                try:
+                    outcome = await self._resolve(building_id, start)
+                except InvalidBuildingIdError:
+                    counts["failed"] += 1
+                    return
+                with_error = outcome.error is not None
+                with contextlib.suppress(UpstreamError):  # counted; reported below
+                    self._settle(outcome, start)
+                if with_error or outcome.status == "stale":
+                    counts["failed"] += 1
+                elif outcome.status == "not_found":
+                    counts["not_found"] += 1
+                elif outcome.level is not None:
+                    counts["cached"] += 1
+                else:
+                    counts["fetched"] += 1
+
+        await asyncio.gather(*(warm_one(i) for i in dict.fromkeys(building_ids)))
+        report = WarmReport(**counts)
+        logger.info(
+            "cache warming: %d fetched, %d already cached, %d not found, %d failed",
+            report.fetched,
+            report.cached,
+            report.not_found,
+            report.failed,
+        )
+        return report
+
+    async def invalidate(self, building_id: str) -> bool:
+        """Drop a building from Redis and from this process's near cache.
+
+        A fetch of the id already in flight still answers its callers but no
+        longer writes the caches.
+
+        Args:
+            building_id: The building that changed.
+
+        Returns:
+            Whether an entry was dropped from either level. If Redis cannot be
+            reached, only the near cache is dropped (logged as a WARNING).
+
+        Raises:
+            InvalidBuildingIdError: The id is malformed.
+        """
+        canonical = canonical_building_id(building_id)
+        dropped = self.forget_local(canonical)
+        flight = self._flights.pop(canonical, None)
+        if flight is not None:
+            flight.invalidated = True
+        if self._cache is not None:
+            deleted = await self._cache.delete(canonical)
+            if deleted is None:
+                # TODO(#2): retry or queue invalidations Redis could not take.
+                logger.warning(
+                    "could not delete building %s from Redis; other processes may "
+                    "serve the old copy for up to %g s",
+                    canonical,
+                    self._fresh_for,
+                )
+            dropped = dropped or bool(deleted)
+        return dropped
+
+    def forget_local(self, building_id: str) -> bool:
+        """Drop a building from this process's near cache only.
+
+        Meant for invalidations that another process already applied to Redis.
+
+        Returns:
+            Whether the near cache held it (False for a malformed id).
+        """
+        if self._near is None:
+            return False
+        try:
+            canonical = canonical_building_id(building_id)
+        except InvalidBuildingIdError:
+            return False
+        return self._near.pop(canonical)
+
+    async def health(self) -> Health:
+        """Ping Redis within its time budget and report the upstream's last state.
+
+        Returns:
+            ``degraded`` when Redis is down (or its circuit breaker open) or the
+            last upstream fetch failed; ``ok`` otherwise.
+        """
+        reasons: list[str] = []
+        redis: RedisState = "disabled"
+        if self._cache is not None:
+            problem = await self._cache.ping()
+            redis = "ok" if problem is None else "down"
+            if problem is not None:
+                reasons.append(problem)
+        upstream = self._upstream.state
+        if upstream == "failing":
+            reasons.append(
+                f"the last Building Directory call failed: {self._upstream.last_error}"
+            )
+        healthy = redis != "down" and upstream != "failing"
+        return Health("ok" if healthy else "degraded", redis, upstream, reasons)
+
+
+def _copy(error: UpstreamError) -> UpstreamError:
+    """Return a new exception like ``error``, for one of the callers sharing it."""
+    if isinstance(error, UpstreamHTTPError):
+        return UpstreamHTTPError(str(error), status_code=error.status_code)
+    return type(error)(str(error))
