@@ -177,6 +177,7 @@ class Stack:
         self._prometheus: PrometheusServer | None = None
         self._urls: StackUrls | None = None
         self._wrote_state = False
+        self._started: dict[str, int] = {}
 
     @property
     def state_path(self) -> Path:
@@ -224,7 +225,7 @@ class Stack:
         if redis_url is None:
             redis = RedisServer(self.workdir / "redis")
             self._redis = redis
-            _named("redis", redis.start, self.timeout)
+            _named("redis", redis.start, self.timeout, self._started)
             redis_url = redis.url
 
         directory_url = self.directory_url
@@ -238,7 +239,7 @@ class Stack:
         if prometheus_url is None and self.prometheus:
             prometheus = self._prometheus_server(service_url)
             self._prometheus = prometheus
-            _named("prometheus", prometheus.start, self.timeout)
+            _named("prometheus", prometheus.start, self.timeout, self._started)
             prometheus_url = prometheus.url
             rules_dir = self.rules_dir or prometheus.rules_dir
         elif prometheus_url is not None:
@@ -298,6 +299,8 @@ class Stack:
         )
         self._processes[part] = process
         process.start()
+        if process.pid is not None:
+            self._started[part] = process.pid
         try:
             wait_until(
                 lambda: http_ok(f"{url}/healthz") or not process.alive(),
@@ -305,12 +308,15 @@ class Stack:
                 what=f"the {part} at {url}",
                 interval=0.1,
             )
-            process.ensure_running()
-        except ServerError as error:
-            raise StackError(
-                f"{part} did not come up: {error}; see {process.log_path}:\n"
-                f"{process.log_tail()}"
-            ) from error
+        except ServerError:
+            reason = f"did not answer {url}/healthz within {self.timeout:.0f} s"
+        else:
+            if process.alive():
+                return
+            reason = "exited early"
+        raise StackError(
+            f"{part} {reason}; last lines of {process.log_path}:\n{process.log_tail()}"
+        )
 
     def _prometheus_server(self, service_url: str) -> PrometheusServer:
         rule_files: tuple[str, ...] = ("rules/*.yml",)
@@ -337,6 +343,10 @@ class Stack:
             "    static_configs:\n"
             f'      - targets: ["{target}"]\n'
         )
+
+    def started_pids(self) -> dict[str, int]:
+        """Return the process id of every part this stack started, running or not."""
+        return dict(self._started)
 
     def pids(self) -> dict[str, int]:
         """Return the process id of every part this stack started and runs."""
@@ -444,7 +454,7 @@ class Stack:
         old.stop()
         redis = RedisServer(old.workdir, port=old.port)
         self._redis = redis
-        _named("redis", redis.start, self.timeout)
+        _named("redis", redis.start, self.timeout, self._started)
         self._redis_stopped = False
         if self._urls is not None:
             self.write_state()
@@ -497,12 +507,19 @@ class Stack:
         self.stop()
 
 
-def _named(part: str, start: Callable[[float], object], timeout: float) -> None:
-    """Run ``start(timeout)``; on failure raise a :class:`StackError` naming it."""
+def _named(
+    part: str,
+    start: Callable[[float], RedisServer | PrometheusServer],
+    timeout: float,
+    started: dict[str, int],
+) -> None:
+    """Run ``start(timeout)``, note the pid; on failure raise naming ``part``."""
     try:
-        start(timeout)
+        server = start(timeout)
     except ServerError as error:
         raise StackError(f"{part} did not come up: {error}") from error
+    if server.pid is not None:
+        started[part] = server.pid
 
 
 # --------------------------------------------------------------------------
@@ -537,26 +554,26 @@ def stop_from_state(
     state = read_state(workdir)
     if state is None:
         return []
-    stopped: list[str] = []
-    owner = state.get("owner")
-    if owner and _matches(owner):
-        _signal(owner["pid"], signal.SIGTERM)
-        _wait_gone([owner], timeout)
-        stopped.append("owner")
     entries = [
         (part, state["processes"][part])
         for part in reversed(_PARTS)
         if part in state.get("processes", {})
     ]
-    live = [(part, entry) for part, entry in entries if _matches(entry)]
-    for _part, entry in live:
+    stopped = [part for part, entry in entries if _matches(entry)]
+    owner = state.get("owner")
+    if owner and _matches(owner):
+        stopped.insert(0, "owner")
+        _signal(owner["pid"], signal.SIGTERM)
+        _wait_gone([owner], timeout)
+    # Whatever the owner did not stop (or all of it, without an owner).
+    live = [entry for _part, entry in entries if _matches(entry)]
+    for entry in live:
         _signal(entry["pid"], signal.SIGCONT)
         _signal(entry["pid"], signal.SIGTERM)
-    _wait_gone([entry for _part, entry in live], timeout)
-    for _part, entry in live:
+    _wait_gone(live, timeout)
+    for entry in live:
         if _matches(entry):
             _signal(entry["pid"], signal.SIGKILL)
-    stopped += [part for part, _entry in live]
     for _part, entry in entries:
         _kill_session(entry["pid"])
     (workdir / STATE_FILE).unlink(missing_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -86,6 +86,12 @@ def service_env(redis_url: str, directory_url: str) -> dict[str, str]:
     }
 
 
+@pytest.fixture(scope="session")
+def webhook_secret() -> str:
+    """The webhook secret the service fixtures are started with."""
+    return WEBHOOK_SECRET
+
+
 @pytest.fixture(scope="module")
 def service_url(
     tmp_path_factory: pytest.TempPathFactory,
@@ -97,3 +103,25 @@ def service_url(
     env = service_env(redis_server.url, simulator_url)
     with python_server("loadtests.service", [], workdir, env=env) as (url, _process):
         yield url
+
+
+StartService = Callable[..., contextlib.AbstractContextManager[str]]
+
+
+@pytest.fixture
+def start_service(tmp_path: Path, simulator_url: str) -> StartService:
+    """Start a service of the test's own: ``with start_service(redis_url) as url``.
+
+    Positional arguments after the Redis URL go to ``python -m
+    loadtests.service``; keyword arguments override environment variables.
+    """
+
+    @contextlib.contextmanager
+    def start(redis_url: str, *args: str, **env: str) -> Iterator[str]:
+        environment = {**service_env(redis_url, simulator_url), **env}
+        with python_server(
+            "loadtests.service", list(args), tmp_path, env=environment
+        ) as (url, _process):
+            yield url
+
+    return start
