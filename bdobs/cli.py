@@ -16,7 +16,11 @@ import sys
 from collections.abc import Sequence
 
 #: The modules that provide command groups, in help order.
-COMMAND_MODULES: tuple[str, ...] = ("loadtests._stack_cli", "dashboards.cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "loadtests._stack_cli",
+    "dashboards.cli",
+    "loadtests._bench_cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
