@@ -11,7 +11,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loadtests.stack import DEFAULT_WORKDIR
+from loadtests.stack import DEFAULT_WORKDIR, STATE_FILE
+
+_URL_ORDER = (
+    "service_url",
+    "metrics_url",
+    "directory_url",
+    "redis_url",
+    "prometheus_url",
+    "prometheus_rules_dir",
+)
 
 
 def register(subparsers: Any) -> None:
@@ -108,7 +117,7 @@ def _add_workdir(parser: argparse.ArgumentParser) -> None:
 
 
 class _Stop(Exception):
-    """A signal asked the foreground stack to stop."""
+    """A signal (Ctrl-C, SIGTERM, SIGHUP) asked the foreground stack to stop."""
 
 
 def _raise_stop(signum: int, _frame: object) -> None:
@@ -142,17 +151,17 @@ def _up(args: argparse.Namespace) -> int:
 
     previous = {
         signum: signal.signal(signum, _raise_stop)
-        for signum in (signal.SIGTERM, signal.SIGHUP)
+        # SIGINT too: a shell starts background jobs with SIGINT ignored.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     }
     code = 0
+    started = False
     try:
         print(f"starting the stack in {stack.workdir} ...", flush=True)
         urls = stack.start()
+        started = True
         state = stack.write_state(owner=True)
-        for name, value in urls.to_dict().items():
-            if value is not None:
-                print(f"  {name:<22} {value}")
-        print(f"  {'state':<22} {state}")
+        _print_urls(urls.to_dict(), state)
         if args.prometheus_url:
             print("add this scrape job to your Prometheus:")
             print(stack.scrape_config())
@@ -167,8 +176,12 @@ def _up(args: argparse.Namespace) -> int:
     except StackError as error:
         print(f"error: {error}", file=sys.stderr)
         code = 1
-    except (KeyboardInterrupt, _Stop):
-        print("stopping ...", flush=True)
+    except _Stop:
+        if started:
+            print("stopping ...", flush=True)
+        else:
+            print("interrupted while starting; stopping what was started")
+            code = 130
     finally:
         # A second Ctrl-C must not cut the shutdown short and leave processes.
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -176,9 +189,16 @@ def _up(args: argparse.Namespace) -> int:
         stack.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    print("stopped", flush=True)
+    if started:
+        print("stopped", flush=True)
     return code
+
+
+def _print_urls(urls: dict[str, str | None], state: Path) -> None:
+    for name in _URL_ORDER:
+        if urls.get(name) is not None:
+            print(f"  {name:<22} {urls[name]}")
+    print(f"  {'state':<22} {state}")
 
 
 def _forwarded(args: argparse.Namespace) -> list[str]:
@@ -225,10 +245,7 @@ def _up_detached(args: argparse.Namespace) -> int:
     while time.monotonic() < deadline:
         state = read_state(workdir)
         if state is not None and (state.get("owner") or {}).get("pid") == owner.pid:
-            for name, value in state["urls"].items():
-                if value is not None:
-                    print(f"  {name:<22} {value}")
-            print(f"  {'state':<22} {workdir / 'state.json'}")
+            _print_urls(state["urls"], workdir / STATE_FILE)
             print(f"detached (pid {owner.pid}); stop it with 'bdobs stack down'")
             return 0
         if owner.poll() is not None:
@@ -269,9 +286,7 @@ def _status(args: argparse.Namespace) -> int:
     if state is None:
         print(f"no stack in {args.workdir}")
         return 1
-    for name, value in state["urls"].items():
-        if value is not None:
-            print(f"  {name:<22} {value}")
+    _print_urls(state["urls"], args.workdir / STATE_FILE)
     running = running_parts(state)
     print(f"running: {', '.join(running) if running else 'nothing'}")
     return 0 if running else 1

@@ -21,7 +21,6 @@ any signal, so a recycled process id is never hit.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -29,14 +28,14 @@ import secrets
 import shutil
 import signal
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from loadtests import _pids
 from loadtests.servers import (
     LOOPBACK,
     ManagedProcess,
@@ -383,7 +382,7 @@ class Stack:
             owner: Record this process as the one that owns the stack, so that
                 :func:`stop_from_state` asks it to stop everything first.
         """
-        processes = {part: _identity(pid) for part, pid in self.pids().items()}
+        processes = {part: _pids.identity(pid) for part, pid in self.pids().items()}
         logs = {part: str(path) for part, path in self._log_paths().items()}
         for part, entry in processes.items():
             entry["log"] = logs.get(part)
@@ -392,7 +391,7 @@ class Stack:
             "workdir": str(self.workdir),
             "urls": self.urls.to_dict(),
             "processes": processes,
-            "owner": _identity(os.getpid()) if owner else None,
+            "owner": _pids.identity(os.getpid()) if owner else None,
             "webhook_secret": self.webhook_secret,
             "service_workers": self.service_workers,
         }
@@ -425,7 +424,7 @@ class Stack:
         if self._redis is not None:
             self._redis.stop()
         for leader in leaders:
-            _kill_session(leader)
+            _pids.kill_session_leftovers(leader)
         self._urls = None
         if self._wrote_state:
             self.state_path.unlink(missing_ok=True)
@@ -559,23 +558,23 @@ def stop_from_state(
         for part in reversed(_PARTS)
         if part in state.get("processes", {})
     ]
-    stopped = [part for part, entry in entries if _matches(entry)]
+    stopped = [part for part, entry in entries if _pids.matches(entry)]
     owner = state.get("owner")
-    if owner and _matches(owner):
+    if owner and _pids.matches(owner):
         stopped.insert(0, "owner")
-        _signal(owner["pid"], signal.SIGTERM)
-        _wait_gone([owner], timeout)
+        _pids.signal_pid(owner["pid"], signal.SIGTERM)
+        _pids.wait_gone([owner], timeout)
     # Whatever the owner did not stop (or all of it, without an owner).
-    live = [entry for _part, entry in entries if _matches(entry)]
+    live = [entry for _part, entry in entries if _pids.matches(entry)]
     for entry in live:
-        _signal(entry["pid"], signal.SIGCONT)
-        _signal(entry["pid"], signal.SIGTERM)
-    _wait_gone(live, timeout)
+        _pids.signal_pid(entry["pid"], signal.SIGCONT)
+        _pids.signal_pid(entry["pid"], signal.SIGTERM)
+    _pids.wait_gone(live, timeout)
     for entry in live:
-        if _matches(entry):
-            _signal(entry["pid"], signal.SIGKILL)
+        if _pids.matches(entry):
+            _pids.signal_pid(entry["pid"], signal.SIGKILL)
     for _part, entry in entries:
-        _kill_session(entry["pid"])
+        _pids.kill_session_leftovers(entry["pid"])
     (workdir / STATE_FILE).unlink(missing_ok=True)
     return stopped
 
@@ -585,84 +584,4 @@ def running_parts(state: dict[str, Any]) -> list[str]:
     entries = dict(state.get("processes", {}))
     if state.get("owner"):
         entries["owner"] = state["owner"]
-    return sorted(part for part, entry in entries.items() if _matches(entry))
-
-
-def _identity(pid: int) -> dict[str, Any]:
-    """Return what tells this process apart from a later one with its id."""
-    return {"pid": pid, "start_time": _start_time(pid), "cmdline": _cmdline(pid)}
-
-
-def _matches(entry: dict[str, Any]) -> bool:
-    """Return whether the process in ``entry`` still runs (not a recycled id)."""
-    pid = entry.get("pid")
-    if not isinstance(pid, int) or pid <= 1:
-        return False
-    start_time = _start_time(pid)
-    return (
-        start_time is not None
-        and start_time == entry.get("start_time")
-        and _cmdline(pid) == entry.get("cmdline")
-    )
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """Return the fields of ``/proc/<pid>/stat`` from the state onwards."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name may hold spaces and parentheses: split after the last one.
-    return text[text.rfind(")") + 2 :].split()
-
-
-def _start_time(pid: int) -> int | None:
-    fields = _stat_fields(pid)
-    if fields is None or fields[0] == "Z":
-        return None
-    return int(fields[19])
-
-
-def _cmdline(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return None
-
-
-def _signal(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signum)
-
-
-def _wait_gone(entries: list[dict[str, Any]], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(_matches(entry) for entry in entries):
-        time.sleep(0.05)
-
-
-def _session_members(session: int) -> Iterator[int]:
-    for path in Path("/proc").iterdir():
-        if not path.name.isdigit():
-            continue
-        fields = _stat_fields(int(path.name))
-        if fields is not None and fields[0] != "Z" and int(fields[3]) == session:
-            yield int(path.name)
-
-
-def _kill_session(leader: int) -> None:
-    """Kill what is left in the session a part was started in (its workers).
-
-    Each part runs in its own session, whose id is the part's process id; the
-    kernel does not reuse that id while any member of the session lives, so
-    the members found here, once the leader is gone, are the part's own
-    children.
-    """
-    members = list(_session_members(leader))
-    if leader in members:
-        # The leader runs: either it is still ours and stopped by its id, or
-        # the id was recycled for someone else's session. Leave it alone.
-        return
-    for pid in members:
-        logger.warning("killing pid %d, left behind in the session of %d", pid, leader)
-        _signal(pid, signal.SIGKILL)
+    return sorted(part for part, entry in entries.items() if _pids.matches(entry))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from instrumentation.indicators import CACHE_HIT_RATE
 from loadtests import simulator
 from loadtests.servers import RedisServer, port_open
-from loadtests.stack import JOB_NAME, Stack, StackError, read_state
+from loadtests.stack import JOB_NAME, Stack, StackError, read_state, stop_from_state
 
 T = TypeVar("T")
 
@@ -110,15 +111,27 @@ def test_end_to_end_hit_is_scraped_and_queried_and_stop_leaves_nothing(
     assert not stack.state_path.exists()
 
 
-@pytest.mark.slow
-def test_cli_up_detached_then_down_leaves_no_process(tmp_path: Path) -> None:
-    """'bdobs stack up --detach' returns with the stack up; 'down' stops all of it."""
+@pytest.fixture
+def cli_workdir(tmp_path: Path) -> Iterator[Path]:
+    """A stack folder for the CLI; anything still running from it is stopped after."""
     workdir = tmp_path / "stack"
+    yield workdir
+    stop_from_state(workdir)
+
+
+def _bdobs(*args: str) -> list[str]:
+    return [sys.executable, "-m", "bdobs.cli", *args]
+
+
+@pytest.mark.slow
+def test_cli_up_detached_then_down_leaves_no_process(cli_workdir: Path) -> None:
+    """'bdobs stack up --detach' returns with the stack up; 'down' stops all of it."""
+    workdir = cli_workdir
     up = subprocess.run(
-        [
-            sys.executable, "-m", "bdobs.cli", "stack", "up", "--detach",
-            "--workdir", str(workdir), "--latency-ms", "0", "--workers", "2",
-        ],
+        _bdobs(
+            "stack", "up", "--detach", "--workdir", str(workdir),
+            "--latency-ms", "0", "--workers", "2",
+        ),
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     state = read_state(workdir)
@@ -129,7 +142,7 @@ def test_cli_up_detached_then_down_leaves_no_process(tmp_path: Path) -> None:
     service = httpx.get(f"{state['urls']['service_url']}/healthz")
 
     down = subprocess.run(
-        [sys.executable, "-m", "bdobs.cli", "stack", "down", "--workdir", str(workdir)],
+        _bdobs("stack", "down", "--workdir", str(workdir)),
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
@@ -139,6 +152,39 @@ def test_cli_up_detached_then_down_leaves_no_process(tmp_path: Path) -> None:
     assert "service" in down.stdout
     assert not [pid for pid in pids if _alive(pid)]
     assert read_state(workdir) is None
+
+
+@pytest.mark.slow
+def test_cli_up_in_the_foreground_stops_everything_on_ctrl_c(
+    cli_workdir: Path,
+) -> None:
+    """'bdobs stack up' runs until Ctrl-C (SIGINT), then stops every part."""
+    up = subprocess.Popen(
+        _bdobs(
+            "stack", "up", "--workdir", str(cli_workdir),
+            "--no-prometheus", "--latency-ms", "0",
+        ),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        state = _poll(lambda: (read_state(cli_workdir) or {}).get("owner"), 60)
+        recorded = read_state(cli_workdir) or {"processes": {}}
+        pids = [entry["pid"] for entry in recorded["processes"].values()]
+        up.send_signal(signal.SIGINT)
+        output, _ = up.communicate(timeout=30)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+
+    assert state["pid"] == up.pid
+    assert sorted(recorded["processes"]) == ["redis", "service", "simulator"]
+    assert up.returncode == 0, output
+    assert "service_url" in output
+    assert output.rstrip().endswith("stopped")
+    assert not [pid for pid in pids if _alive(pid)]
+    assert read_state(cli_workdir) is None
 
 
 @pytest.fixture(scope="module")
