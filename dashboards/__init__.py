@@ -2,7 +2,7 @@
 
 The dashboards are described with small frozen values (:mod:`dashboards.spec`)
 filled from the indicator catalogue (:mod:`dashboards.overview`), rendered by
-grafanalib and modernized for Grafana 10-12 (:mod:`dashboards.build`), then
+grafanalib and modernized for Grafana 10-12 (:mod:`dashboards.generate`), then
 proven without a Grafana server: linted (:mod:`dashboards.lint`), decoded with
 Grafana's own models (:mod:`dashboards.decode`), parsed by promtool and queried
 against a real Prometheus (:mod:`dashboards.verify`).
@@ -13,7 +13,6 @@ Example:
     >>> build(Path("build/dashboards"))  # doctest: +SKIP
 """
 
-from dashboards.build import build, dumps, render, specs
 from dashboards.decode import decode_problems
 from dashboards.errors import (
     DashboardError,
@@ -22,6 +21,7 @@ from dashboards.errors import (
     PrometheusQueryError,
     ToolMissingError,
 )
+from dashboards.generate import build, dumps, render, specs
 from dashboards.lint import lint
 from dashboards.overview import (
     DEFAULT_RUNBOOK_BASE,

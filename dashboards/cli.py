@@ -83,8 +83,8 @@ def _add_runbook_base(parser: argparse.ArgumentParser) -> None:
 
 def _build(args: argparse.Namespace) -> int:
     from dashboards import provisioning
-    from dashboards.build import build
     from dashboards.errors import LintError
+    from dashboards.generate import build
     from dashboards.overview import DEFAULT_RUNBOOK_BASE
 
     try:
@@ -106,9 +106,9 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from dashboards.build import render, specs
     from dashboards.decode import decode_problems
     from dashboards.errors import DashboardError, Problem, ToolMissingError
+    from dashboards.generate import render, specs
     from dashboards.lint import lint
     from dashboards.overview import DEFAULT_RUNBOOK_BASE
     from dashboards.verify import (
