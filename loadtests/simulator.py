@@ -39,6 +39,9 @@ port (``/_faults`` refuses any other client):
     share of lookups answered 200 with a body that is not a building
     (HTML, truncated JSON, a JSON list).
 
+``GET /healthz`` reports the size of the data set and how many lookups hang
+at the moment (``"hanging"``).
+
 Run it with ``python -m loadtests.simulator --port 8081``; it only ever binds
 127.0.0.1.
 """
@@ -349,13 +352,18 @@ class _Simulator:
         self.latency = latency
         self.faults = Faults()
         self.rng = random.Random(seed)
+        self.hanging = 0
 
     async def building(self, request: Request) -> Response:
         faults = self.faults
         if faults.down:
             return _unavailable()
         if self.rng.random() < faults.timeout_rate:
-            await _hang(request.receive, faults.timeout_seconds)
+            self.hanging += 1
+            try:
+                await _hang(request.receive, faults.timeout_seconds)
+            finally:
+                self.hanging -= 1
             return JSONResponse({"detail": "injected timeout"}, status_code=504)
         if self.rng.random() < faults.error_rate:
             status = self.rng.choice((500, 503))
@@ -389,7 +397,9 @@ class _Simulator:
     async def healthz(self, request: Request) -> Response:
         if self.faults.down:
             return _unavailable()
-        return JSONResponse({"status": "ok", "buildings": len(self.ids)})
+        return JSONResponse(
+            {"status": "ok", "buildings": len(self.ids), "hanging": self.hanging}
+        )
 
     async def faults_endpoint(self, request: Request) -> Response:
         if not _from_loopback(request):

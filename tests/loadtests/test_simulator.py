@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
@@ -209,6 +210,37 @@ def test_timeout_rate_one_hangs_past_the_client_deadline(
 
     with pytest.raises(httpx.ReadTimeout):
         faults.get(url, timeout=0.3)
+
+
+async def test_hanging_lookup_ends_when_the_client_hangs_up(
+    faults: httpx.Client,
+) -> None:
+    """A lookup set to hang for 20 s stops hanging once its client hangs up."""
+    url = f"/api/v1/buildings/{simulator.known_ids()[0]}"
+    control = httpx.AsyncClient(base_url=str(faults.base_url))
+    caller = httpx.AsyncClient(base_url=str(faults.base_url))
+
+    async def count_becomes(expected: int) -> int:
+        for _ in range(100):
+            count = int((await control.get("/healthz")).json()["hanging"])
+            if count == expected:
+                break
+            await asyncio.sleep(0.05)
+        return count
+
+    async with control, caller:
+        response = await control.put(
+            "/_faults", json={"timeout_rate": 1.0, "timeout_seconds": 20}
+        )
+        lookup = asyncio.create_task(caller.get(url, timeout=30))
+        during = await count_becomes(1)
+        lookup.cancel()
+        await caller.aclose()
+        after = await count_becomes(0)
+
+    assert response.status_code == 200
+    assert during == 1
+    assert after == 0
 
 
 def test_extra_latency_delays_every_lookup(faults: httpx.Client) -> None:

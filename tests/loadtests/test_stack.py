@@ -80,7 +80,7 @@ def _poll(check: Callable[[], T], timeout: float, interval: float = 0.25) -> T:
 def test_end_to_end_hit_is_scraped_and_queried_and_stop_leaves_nothing(
     tmp_path: Path,
 ) -> None:
-    """Stack up; the second request is a hit in /metrics and in Prometheus; stop."""
+    """Stack up; the second request is a hit in /metrics, Prometheus and its rules."""
     stack = Stack(tmp_path / "stack", simulator_latency=0, scrape_interval="1s")
     building_id = _ACTIVE[0]
 
@@ -99,6 +99,12 @@ def test_end_to_end_hit_is_scraped_and_queried_and_stop_leaves_nothing(
         ops = _cache_ops(urls.metrics_url)
         promql = CACHE_HIT_RATE.promql(extra=f'job="{JOB_NAME}"', window="1m")
         hit_rate = _poll(lambda: _query(urls.prometheus_url, promql), 20)
+        rule = {"record": "test:hit_rate", "expr": promql}
+        (urls.prometheus_rules_dir / "test.yml").write_text(
+            json.dumps({"groups": [{"name": "test", "rules": [rule]}]})
+        )
+        reload = httpx.post(f"{urls.prometheus_url}/-/reload")
+        recorded = _poll(lambda: _query(urls.prometheus_url, "test:hit_rate"), 20)
 
     assert state is not None
     assert set(state["processes"]) == {"redis", "simulator", "service", "prometheus"}
@@ -107,6 +113,8 @@ def test_end_to_end_hit_is_scraped_and_queried_and_stop_leaves_nothing(
     assert (first.status_code, second.status_code) == (201, 201)
     assert ops == {"hit": 1.0, "miss": 1.0}
     assert float(hit_rate[0]["value"][1]) == pytest.approx(0.5)
+    assert reload.status_code == 200
+    assert float(recorded[0]["value"][1]) == pytest.approx(0.5)
     assert not [pid for pid in pids if _alive(pid)]
     assert not stack.state_path.exists()
 
