@@ -32,12 +32,6 @@ is ``{"building_id": "<uuid>"}`` and it must carry the header::
 A missing or wrong signature answers 401 and changes nothing; without
 ``WEBHOOK_SECRET`` the webhook is off (503) rather than open.
 
-# TODO(#3): the signature covers no timestamp, so a captured webhook can be
-# replayed; a replay only drops a cache entry again (one extra fetch).
-# TODO(#3): with several workers and the near cache on, the webhook drops the
-# Redis entry and the near-cache entry of the worker that received it; the
-# other workers keep their near-cache copy until CACHE_NEAR_TTL runs out.
-
 Settings come from the environment (:meth:`instrumentation.Settings.from_env`)
 plus ``WEBHOOK_SECRET``. Run it with ``python -m loadtests.service --port 8080
 [--workers N]``. With several workers, every worker writes its metrics to a
@@ -239,6 +233,11 @@ class _Service:
             }
         )
 
+    # TODO(#3): the signature covers no timestamp, so a captured webhook can be
+    # replayed; a replay only drops a cache entry again (one extra fetch).
+    # TODO(#3): with several workers and the near cache on, the webhook drops
+    # the Redis entry and the near-cache entry of the worker that received it;
+    # the other workers keep their near-cache copy until CACHE_NEAR_TTL ends.
     async def building_changed(self, request: Request) -> Response:
         secret = self.webhook_secret
         if not secret:
