@@ -15,21 +15,21 @@ be one at which every dashboard-level construct emitted here is already
 written the way that version expects: data source references as objects
 ``{"type", "uid"}`` on panels, targets, variables and annotations (what
 schema 33 to 36 migrate to), grid positions, rows as ``row`` panels. That is
-true from 36, the last version of Grafana 8.5 and 9.0, and the version
-Grafana's own Jsonnet library (grafonnet) still writes for Grafana 10.4.
-Panel options (the heatmap's ``calculate``, the alert list's filters) are not
-versioned by the schema but by each panel plugin, which migrates them by the
-panel's ``pluginVersion``; they are written here in their current form.
+true from 36, what Grafana 8.5 writes and what Grafana's own Jsonnet library
+(grafonnet) still writes for Grafana 10.4. Panel options (the heatmap's
+``calculate``, the alert list's filters) are not versioned by the schema but
+by each panel plugin, which migrates them by the panel's ``pluginVersion``;
+they are written here in their current form.
 
-Grafana 10.0 to 12 write schema 38 to 42, so each of them treats the JSON as
-older than itself and runs its migrations 37 and up. Those touch only:
-legends (37, made a no-op here by emitting ``showLegend``), tables (38, 39:
-none here), a non-string ``refresh`` (40: ours is a string),
-``timepicker.time_options`` (41: dropped here), and ``hideFrom`` overrides
-(42: none here). So each version ends up with the JSON as written, and the
-JSON reads the same at 36 and at 42: the tests decode it with the schema-42
-dashboard models of Grafana's ``grafana-foundation-sdk`` and fail on any
-field those models cannot read.
+Grafana 10 to 12 write later versions (10.4 writes 39, 11.5 40, 11.6 41, 12
+up to 42), so each of them treats the JSON as older than itself and runs its
+migrations 37 and up. Those touch only: legends (37, made a no-op here by
+emitting ``showLegend``), tables (38, 39: none here), a non-string
+``refresh`` (40: ours is a string), ``timepicker.time_options`` (41: dropped
+here), and ``hideFrom`` overrides (42: none here). So each version ends up
+with the JSON as written, and the JSON reads the same at 36 and at 42: the
+tests decode it with the schema-42 dashboard models of Grafana's
+``grafana-foundation-sdk`` and fail on any field those models cannot read.
 """
 
 from __future__ import annotations
