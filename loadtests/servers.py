@@ -159,6 +159,10 @@ class ManagedProcess:
         if self._process is not None and self._process.poll() is None:
             self._process.kill()
             self._process.wait(5)
+        # A restart opens a new log handle; leaving this one open leaks it.
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def log_tail(self, lines: int = 20) -> str:
         """Return the last lines of the process's log, for error messages."""
