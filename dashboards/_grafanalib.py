@@ -74,6 +74,8 @@ def _targets(queries: tuple[Query, ...], datasource: dict[str, str]) -> list[Any
 
 
 def _steps(steps: tuple[Step, ...]) -> list[dict[str, Any]]:
+    # Grafana expects at least the base step; its own default base is green.
+    steps = steps or (Step("green"),)
     return [{"color": step.color, "value": step.value} for step in steps]
 
 

@@ -157,6 +157,7 @@ def _stat(indicator: Indicator, runbook_base: str) -> PanelSpec:
 
 
 def _ratio_over_time(indicator: Indicator, runbook_base: str, width: int) -> PanelSpec:
+    steps = _steps(indicator)
     return PanelSpec(
         kind="timeseries",
         title=indicator.title,
@@ -165,8 +166,8 @@ def _ratio_over_time(indicator: Indicator, runbook_base: str, width: int) -> Pan
         queries=(_indicator_query(indicator, indicator.title),),
         width=width,
         decimals=1,
-        steps=_steps(indicator),
-        threshold_style="dashed",
+        steps=steps,
+        threshold_style="dashed" if steps else "off",
         min=0,
         max=1,
         links=_runbook_links(indicator, runbook_base),
