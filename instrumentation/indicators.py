@@ -96,7 +96,9 @@ class Ratio:
         """Render the ratio; no traffic gives no value (never 0 or NaN)."""
         grouping = f" by ({', '.join(by)})" if by else ""
         numerator = f"sum{grouping} (rate({self.numerator.selector(extra)}[{window}]))"
-        return f"{numerator}\n/\n{self.traffic_promql(extra, window, by)} > 0"
+        # The comparison must bind to the denominator only: `a / b > 0` would
+        # drop a ratio of exactly 0, hiding a healthy 0 % error rate.
+        return f"{numerator}\n/\n({self.traffic_promql(extra, window, by)} > 0)"
 
     def traffic_promql(self, extra: str, window: str, by: tuple[str, ...]) -> str:
         """Render the denominator's per-second rate, the indicator's traffic."""

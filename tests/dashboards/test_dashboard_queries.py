@@ -140,12 +140,6 @@ def test_query_all_raises_when_prometheus_cannot_be_reached(
         query_all(url, overview_json, timeout=1.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the catalogue's ratios end in 'a / b > 0', which PromQL reads as "
-    "'(a / b) > 0' and so drops a ratio of exactly 0: a healthy 0 % error rate "
-    "shows as no data; 'a / (b > 0)' keeps it",
-)
 def test_error_rate_panel_shows_zero_while_lookups_succeed(tmp_path: Path) -> None:
     """With lookups and no errors, the error-rate query returns 0, not nothing."""
     expr = substitute(ERROR_RATE.promql('job=~"$job",instance=~"$instance"', "5m"))
