@@ -56,6 +56,22 @@ async def _worker(
             failures[0] += 1
 
 
+async def _warm(
+    client: httpx.AsyncClient, url: str, ids: Sequence[str], concurrency: int
+) -> None:
+    pending = iter(ids)
+
+    async def one_worker() -> None:
+        for building_id in pending:
+            body = {"building_id": building_id, "title": "Warm-up request"}
+            try:
+                await client.post(url, json=body)
+            except httpx.HTTPError:
+                continue
+
+    await asyncio.gather(*(one_worker() for _ in range(concurrency)))
+
+
 async def run(
     base_url: str,
     ids: Sequence[str],
@@ -64,6 +80,7 @@ async def run(
     duration: float,
     max_requests: int,
     seed: int = 1,
+    warm: bool = False,
 ) -> dict[str, float]:
     """Load ``POST {base_url}/requests`` and return the figures.
 
@@ -74,6 +91,8 @@ async def run(
         duration: Seconds to run at most.
         max_requests: Requests to send at most.
         seed: Seed of the id choice.
+        warm: Ask for every id once, untimed, before the timed run, so a
+            cache starts warm and the figures describe its steady state.
     """
     url = f"{base_url.rstrip('/')}/requests"
     latencies: list[float] = []
@@ -82,6 +101,8 @@ async def run(
     limits = httpx.Limits(max_connections=concurrency)
     timeout = httpx.Timeout(10.0)
     async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
+        if warm:
+            await _warm(client, url, ids, concurrency)
         started = time.perf_counter()
         stop_at = started + duration
         await asyncio.gather(
@@ -120,6 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--max-requests", type=int, default=100_000)
+    parser.add_argument(
+        "--warm", action="store_true", help="ask for every id once before timing"
+    )
     args = parser.parse_args(argv)
 
     host = urlsplit(args.url).hostname
@@ -137,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             concurrency=args.concurrency,
             duration=args.duration,
             max_requests=args.max_requests,
+            warm=args.warm,
         )
     )
     json.dump(figures, sys.stdout)

@@ -128,3 +128,20 @@ def test_load_generator_refuses_a_non_loopback_url(tmp_path: Path) -> None:
 
     assert completed.returncode == 2
     assert "loopback" in completed.stderr
+
+
+@pytest.mark.slow
+def test_service_benchmark_loads_the_service_with_cache_on_and_off(
+    tmp_path: Path,
+) -> None:
+    """Both service runs complete without failures and report rate and p50/p95."""
+    report = bench.BenchReport(machine={})
+
+    bench.run_service(report, tmp_path, concurrency=4, duration=2.0, id_pool=20)
+
+    assert set(report.service) == {"cache_on", "cache_off"}
+    for figures in report.service.values():
+        assert figures["requests"] > 0
+        assert figures["failures"] == 0
+        assert 0 < figures["p50_ms"] <= figures["p95_ms"]
+    assert "service_rate_cache_on_over_off" in report.ratios
