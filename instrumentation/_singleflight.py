@@ -2,10 +2,12 @@
 
 The first lookup of an id (the leader) registers a :class:`Flight` and reads
 Redis itself, inline, so a Redis hit costs no extra task. If the copy is not
-fresh, the fetch runs as its own task; every lookup of that id, the leader
-included, then waits for the flight's future through :func:`wait`, which shields
-the shared work from the waiter's cancellation and applies the waiter's own
-deadline. A lookup that arrives while a flight is registered joins it.
+fresh, the fetch (and the cache write after it) runs as its own task; every
+lookup of that id, the leader included, then waits for the flight's future
+through :func:`wait`, which shields the shared work from the waiter's
+cancellation and applies the waiter's own deadline. A lookup that arrives while
+a flight is registered joins it; the flight is unregistered once its answer is
+written, so the next lookup finds it in the cache.
 
 If the leader is cancelled during its Redis read while others wait, the flight
 is handed to a task (by the client), so the waiters still get an answer.
@@ -29,9 +31,10 @@ class Flight(Generic[T]):
         waiters: Lookups currently waiting in :func:`wait`.
         invalidated: Set when the id was invalidated meanwhile: the result is
             delivered to the waiters but not cached.
+        warned: Whether serving the stale copy was already logged.
     """
 
-    __slots__ = ("future", "invalidated", "stale", "stale_age", "waiters")
+    __slots__ = ("future", "invalidated", "stale", "stale_age", "waiters", "warned")
 
     def __init__(self, future: asyncio.Future[T]) -> None:
         self.future = future
@@ -39,6 +42,7 @@ class Flight(Generic[T]):
         self.stale_age = 0.0
         self.waiters = 0
         self.invalidated = False
+        self.warned = False
 
 
 async def wait(flight: Flight[T], within: float) -> T:

@@ -247,7 +247,9 @@ class BuildingDirectoryClient:
                 raise
             if outcome is not None:
                 self._land(building_id, flight, outcome)
+                logger.debug("building %s: Redis hit", building_id)
                 return outcome
+        logger.debug("building %s: miss, fetching", building_id)
         self._spawn(building_id, flight, self._refresh(building_id, flight))
         return await self._follow(flight, start)
 
@@ -259,12 +261,14 @@ class BuildingDirectoryClient:
         except TimeoutError:
             pass
         if flight.stale is not None:
-            logger.warning(
-                "Building Directory gave no answer within the %g s deadline; "
-                "serving a copy fetched %.0f s ago",
-                self._deadline,
-                flight.stale_age,
-            )
+            if not flight.warned:  # once per flight, not once per waiter
+                flight.warned = True
+                logger.warning(
+                    "Building Directory gave no answer within the %g s deadline; "
+                    "serving a copy fetched %.0f s ago",
+                    self._deadline,
+                    flight.stale_age,
+                )
             return _Outcome("stale", flight.stale)
         return _Outcome(
             "error",
