@@ -190,6 +190,8 @@ class Upstream:
                 raise UpstreamUnknownError(
                     f"calling the Building Directory failed ({_name(exc)})"
                 ) from exc
+            # TODO(#2): honour Retry-After on 429/503 when it fits the deadline,
+            # and cap the size of the body read.
             status = response.status_code
             if status == 404:
                 outcome = "not_found"

@@ -37,32 +37,33 @@ MALFORMED_IDS = [
 ]
 
 
-async def test_hundred_concurrent_misses_make_one_upstream_call(
+async def test_thousand_concurrent_misses_make_one_upstream_call(
     client: BuildingDirectoryClient,
     directory: FakeDirectory,
     make_building: Callable[..., dict[str, Any]],
     value: Callable[..., float],
 ) -> None:
-    """100 concurrent cold lookups of one id share one Redis read and one call."""
+    """1,000 concurrent cold lookups of one id share one Redis read and one call."""
     building = make_building()
     directory.add(building)
     directory.delay = 0.1
 
     results = await asyncio.gather(
-        *(client.get_building(building["id"]) for _ in range(100))
+        *(client.get_building(building["id"]) for _ in range(1000))
     )
 
     assert all(result == building for result in results)
     assert directory.calls[building["id"]] == 1
-    assert value("building_cache_operations_total", operation="miss") == 100
+    assert value("building_cache_operations_total", operation="miss") == 1000
     assert value("building_cache_operations_total", operation="set") == 1
+    assert value("building_cache_operations_total", operation="error") == 0
     assert (
         value(
             "building_directory_requests_total",
             operation="get_building",
             status="success",
         )
-        == 100
+        == 1000
     )
 
 
