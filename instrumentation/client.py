@@ -6,17 +6,9 @@ A lookup goes through up to three levels and stops at the first that answers:
 2. Redis, shared by every process of the tenant (optional, ``Settings.redis_url``);
 3. the Building Directory API.
 
-Concurrent lookups of one id share one Redis read and one upstream fetch
-(single-flight): a thousand cold lookups of one id make one HTTP call. The
-shared fetch runs as its own task, so a cancelled caller does not cancel it for
-the others, and each caller keeps its own deadline (``Settings.deadline``).
-
-Freshness and stale-if-error: a found building is fresh for ``cache_ttl``
-seconds after it was fetched, a "not found" for ``negative_ttl``. An older copy
-is a miss that triggers a refetch, yet it stays in Redis ``stale_max_age``
-seconds longer: if the refetch fails (or outlasts the caller's deadline), that
-copy is served instead, counted as ``status="stale"`` and logged as a WARNING.
-Errors are never cached.
+Concurrent lookups of one id share one Redis read and one upstream fetch, and a
+copy past its freshness stands in when the upstream fails (stale-if-error): see
+:mod:`instrumentation._resolver`.
 
 Redis never makes a lookup fail (see :mod:`instrumentation._cache`): a Redis
 that is down, slow or paused costs at most ``redis_timeout`` per call until the
@@ -41,17 +33,16 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import httpx
 
-from instrumentation import _singleflight
 from instrumentation._cache import RedisCache
 from instrumentation._http import Upstream
 from instrumentation._near_cache import NearCache
-from instrumentation._singleflight import Flight
+from instrumentation._resolver import Outcome, Resolver, Status
 from instrumentation.config import Settings
 from instrumentation.coordinates import Coordinates, read_coordinates
 from instrumentation.denormalize import EnrichedRequest, denormalize
@@ -60,8 +51,6 @@ from instrumentation.errors import (
     InvalidBuildingIdError,
     UpstreamError,
     UpstreamHTTPError,
-    UpstreamTimeoutError,
-    UpstreamUnknownError,
 )
 from instrumentation.ids import canonical_building_id
 from instrumentation.metrics import REQUEST_STATUSES, BuildingDirectoryMetrics
@@ -70,29 +59,7 @@ from instrumentation.validation import Validation, judge
 
 logger = logging.getLogger(__name__)
 
-Status = Literal["success", "not_found", "stale", "error"]
-Level = Literal["near", "redis"]
-
 _perf_counter: Final = time.perf_counter
-_wall_clock: Final = time.time
-
-
-class _Outcome:
-    """What one lookup came to, before it is counted and returned."""
-
-    __slots__ = ("building", "error", "level", "status")
-
-    def __init__(
-        self,
-        status: Status,
-        building: dict[str, Any] | None = None,
-        error: UpstreamError | None = None,
-        level: Level | None = None,
-    ) -> None:
-        self.status = status
-        self.building = building
-        self.error = error
-        self.level = level
 
 
 @functools.cache
@@ -141,12 +108,7 @@ class BuildingDirectoryClient:
             else None
         )
         self._counts_cache = self._cache is not None or self._near is not None
-        self._flights: dict[str, Flight[_Outcome]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._fresh_for = settings.cache_ttl
-        self._negative_for = settings.negative_ttl
-        self._stale_until = settings.cache_ttl + settings.stale_max_age
-        self._deadline = settings.deadline
+        self._resolver = Resolver(settings, self._upstream, self._cache, self._near)
 
         # Pre-bound children: the hot path never calls .labels().
         self._hit = metrics.cache["hit"]
@@ -178,10 +140,7 @@ class BuildingDirectoryClient:
 
     async def aclose(self) -> None:
         """Stop shared fetches still running and close both connection pools."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._resolver.aclose()
         await self._upstream.aclose()
         if self._cache is not None:
             await self._cache.aclose()
@@ -218,7 +177,7 @@ class BuildingDirectoryClient:
         outcome = await self._resolve(building_id, start)
         return self._settle(outcome, start)
 
-    async def _resolve(self, building_id: object, start: float) -> _Outcome:
+    async def _resolve(self, building_id: object, start: float) -> Outcome:
         try:
             canonical = canonical_building_id(building_id)
         except InvalidBuildingIdError:
@@ -230,121 +189,10 @@ class BuildingDirectoryClient:
             if entry is not None:
                 building = entry[1]
                 status: Status = "not_found" if building is None else "success"
-                return _Outcome(status, building, level="near")
-        flight = self._flights.get(canonical)
-        if flight is None:
-            return await self._lead(canonical, start)
-        return await self._follow(flight, start)
+                return Outcome(status, building, level="near")
+        return await self._resolver.resolve(canonical, start)
 
-    async def _lead(self, building_id: str, start: float) -> _Outcome:
-        flight: Flight[_Outcome] = Flight(asyncio.get_running_loop().create_future())
-        self._flights[building_id] = flight
-        if self._cache is not None:
-            try:
-                outcome = await self._read(building_id, flight)
-            except BaseException:
-                self._abandon(building_id, flight)
-                raise
-            if outcome is not None:
-                self._land(building_id, flight, outcome)
-                logger.debug("building %s: Redis hit", building_id)
-                return outcome
-        logger.debug("building %s: miss, fetching", building_id)
-        self._spawn(building_id, flight, self._refresh(building_id, flight))
-        return await self._follow(flight, start)
-
-    async def _follow(self, flight: Flight[_Outcome], start: float) -> _Outcome:
-        try:
-            return await _singleflight.wait(
-                flight, self._deadline - (_perf_counter() - start)
-            )
-        except TimeoutError:
-            pass
-        if flight.stale is not None:
-            if not flight.warned:  # once per flight, not once per waiter
-                flight.warned = True
-                logger.warning(
-                    "Building Directory gave no answer within the %g s deadline; "
-                    "serving a copy fetched %.0f s ago",
-                    self._deadline,
-                    flight.stale_age,
-                )
-            return _Outcome("stale", flight.stale)
-        return _Outcome(
-            "error",
-            error=UpstreamTimeoutError(
-                f"the Building Directory gave no answer within the "
-                f"{self._deadline:g} s deadline"
-            ),
-        )
-
-    async def _read(
-        self, building_id: str, flight: Flight[_Outcome]
-    ) -> _Outcome | None:
-        """Read Redis; return a fresh outcome, or None (keeping a stale copy)."""
-        cache = self._cache
-        if cache is None:
-            return None
-        cached = await cache.get(building_id)
-        if cached is None or flight.invalidated:
-            return None
-        building, fetched_at = cached
-        age = _wall_clock() - fetched_at
-        if building is None:
-            if age >= self._negative_for:
-                return None
-            if self._near is not None:
-                self._near.put(building_id, None, self._negative_for - age)
-            return _Outcome("not_found", level="redis")
-        if age < self._fresh_for:
-            if self._near is not None:
-                self._near.put(building_id, building, self._fresh_for - age)
-            return _Outcome("success", building, level="redis")
-        if age < self._stale_until:
-            flight.stale = building
-            flight.stale_age = age
-        logger.debug(
-            "building %s: cached copy is %.0f s old, refetching", building_id, age
-        )
-        return None
-
-    async def _refresh(self, building_id: str, flight: Flight[_Outcome]) -> None:
-        """Fetch from the upstream, write the caches, answer the flight."""
-        try:
-            building = await self._upstream.fetch(building_id)
-        except UpstreamError as error:
-            if flight.stale is None:
-                self._land(building_id, flight, _Outcome("error", error=error))
-                return
-            logger.warning(
-                "Building Directory failed for %s (%s); serving a copy fetched "
-                "%.0f s ago",
-                building_id,
-                error,
-                flight.stale_age,
-            )
-            self._land(building_id, flight, _Outcome("stale", flight.stale))
-            return
-        # Write before answering, so that once a lookup returns, the next one
-        # finds the entry in Redis (the write is bounded by redis_timeout).
-        if not flight.invalidated:
-            if self._near is not None:
-                fresh_for = self._negative_for if building is None else self._fresh_for
-                self._near.put(building_id, building, fresh_for)
-            if self._cache is not None:
-                await self._cache.set(building_id, building)
-        status: Status = "not_found" if building is None else "success"
-        self._land(building_id, flight, _Outcome(status, building))
-
-    async def _fill(self, building_id: str, flight: Flight[_Outcome]) -> None:
-        """Finish a flight whose leader was cancelled while reading Redis."""
-        outcome = await self._read(building_id, flight)
-        if outcome is not None:
-            self._land(building_id, flight, outcome)
-            return
-        await self._refresh(building_id, flight)
-
-    def _settle(self, outcome: _Outcome, start: float) -> dict[str, Any] | None:
+    def _settle(self, outcome: Outcome, start: float) -> dict[str, Any] | None:
         """Count a lookup's outcome; return its building or raise its error."""
         level = outcome.level
         if level is not None:
@@ -360,58 +208,6 @@ class BuildingDirectoryClient:
             self._errors[error.error_type].inc()
             raise _copy(error) from error.__cause__
         return outcome.building
-
-    # -- flight bookkeeping ------------------------------------------------------
-
-    def _land(
-        self, building_id: str, flight: Flight[_Outcome], outcome: _Outcome
-    ) -> None:
-        self._unregister(building_id, flight)
-        flight.future.set_result(outcome)
-
-    def _unregister(self, building_id: str, flight: Flight[_Outcome]) -> None:
-        if self._flights.get(building_id) is flight:
-            del self._flights[building_id]
-
-    def _abandon(self, building_id: str, flight: Flight[_Outcome]) -> None:
-        """The leader was cancelled while reading Redis: finish or drop its flight."""
-        if flight.future.done():
-            return
-        if flight.waiters:
-            self._spawn(building_id, flight, self._fill(building_id, flight))
-            return
-        self._unregister(building_id, flight)
-        flight.future.cancel()
-
-    def _spawn(
-        self,
-        building_id: str,
-        flight: Flight[_Outcome],
-        work: Coroutine[Any, Any, None],
-    ) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(functools.partial(self._task_done, building_id, flight))
-
-    def _task_done(
-        self, building_id: str, flight: Flight[_Outcome], task: asyncio.Task[None]
-    ) -> None:
-        self._tasks.discard(task)
-        self._unregister(building_id, flight)
-        failure = None if task.cancelled() else task.exception()
-        if failure is not None:
-            logger.error(
-                "shared lookup of %s failed unexpectedly",
-                building_id,
-                exc_info=failure,
-            )
-        if not flight.future.done():
-            error = UpstreamUnknownError(
-                "the shared lookup stopped before answering"
-                + (" (client closed)" if failure is None else f" ({failure!r})")
-            )
-            error.__cause__ = failure
-            flight.future.set_result(_Outcome("error", error=error))
 
     # -- validation and enrichment ------------------------------------------------
 
@@ -580,9 +376,7 @@ class BuildingDirectoryClient:
         """
         canonical = canonical_building_id(building_id)
         dropped = self.forget_local(canonical)
-        flight = self._flights.pop(canonical, None)
-        if flight is not None:
-            flight.invalidated = True
+        self._resolver.invalidate(canonical)
         if self._cache is not None:
             deleted = await self._cache.delete(canonical)
             if deleted is None:
@@ -591,7 +385,7 @@ class BuildingDirectoryClient:
                     "could not delete building %s from Redis; other processes may "
                     "serve the old copy for up to %g s",
                     canonical,
-                    self._fresh_for,
+                    self.settings.cache_ttl,
                 )
             dropped = dropped or bool(deleted)
         return dropped
