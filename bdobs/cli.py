@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "loadtests._stack_cli",
     "dashboards.cli",
     "loadtests._bench_cli",
+    "alerts.cli",
 )
 
 
