@@ -571,7 +571,9 @@ def render_config(config: RuleConfig) -> str:
                 "labels": dict(value.labels),
             }
         elif key == "aggregation_labels":
-            value = list(config.by)
+            # None means "job, plus namespace when set": keep it so, or a
+            # namespace added later would miss from an explicit list.
+            value = None if value is None else list(value)
         elif key == "severity_names":
             value = {s: config.severity_name(s) for s in SEVERITIES}
         elif isinstance(value, Mapping):
