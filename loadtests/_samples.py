@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Final, TextIO
 
 COLUMNS: Final = ("start", "response_ms", "status", "ok", "name")
+#: The file holding the wall-clock time the load started, in the samples folder.
+STARTED_FILE: Final = "load-started"
 _PATTERN: Final = "samples-*.csv"
 
 

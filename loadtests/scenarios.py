@@ -88,15 +88,18 @@ class FaultStep:
             self.action == "set_faults" and any(self.faults.values())
         )
 
-    def describe(self) -> str:
-        """Render for people: ``at 30 %: stop Redis``."""
-        what = {
+    def what(self) -> str:
+        """Render the action for people: ``stop Redis``."""
+        return {
             "set_faults": f"set simulator faults {dict(self.faults)}",
             "clear_faults": "clear simulator faults",
             "stop_redis": "stop Redis",
             "start_redis": "start Redis again (empty)",
         }[self.action]
-        return f"at {self.at:.0%}: {what}"
+
+    def describe(self) -> str:
+        """Render for people: ``at 30 %: stop Redis``."""
+        return f"at {self.at:.0%}: {self.what()}"
 
     def to_dict(self) -> dict[str, Any]:
         """Return plain JSON values."""
@@ -261,7 +264,7 @@ UPSTREAM_TIMEOUT: Final = Scenario(
     rate_per_minute=600,
     duration=60,
     # Longer than the deadline: a user stuck on a timeout still keeps its rate.
-    user_interval=5.0,
+    user_interval=4.0,
     targets=(),
     expectations=_OUTAGE_EXPECTATIONS,
     faults=(
