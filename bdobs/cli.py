@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dashboards.cli",
     "loadtests._bench_cli",
     "alerts.cli",
+    "loadtests._loadtest_cli",
 )
 
 
