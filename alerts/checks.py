@@ -55,8 +55,8 @@ class CheckResult:
 
 
 def unit_test_files(folder: Path = UNIT_TESTS_DIR) -> list[Path]:
-    """Return the ``promtool test rules`` files of a folder, sorted."""
-    return sorted(folder.glob("*.yml"))
+    """Return the ``promtool test rules`` files (``*.test.yml``) of a folder."""
+    return sorted(folder.glob("*.test.yml"))
 
 
 def check(
@@ -71,8 +71,9 @@ def check(
     Args:
         config: What to build the rules from, unless ``rules`` is given.
         rules: An existing rule file to check instead of a fresh build.
-        tests: A folder of ``promtool test rules`` files to run instead of
-            the shipped ones; they name the rule file ``RULES_FILENAME``.
+        tests: A folder of ``promtool test rules`` files (``*.test.yml``) to
+            run instead of the shipped ones; they name the rule file
+            ``building-directory.rules.yml``, found beside them.
         alertmanager_config: The Alertmanager configuration for amtool.
     """
     with tempfile.TemporaryDirectory(prefix="bdobs-alerts-") as tmp:

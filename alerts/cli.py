@@ -46,7 +46,8 @@ def register(subparsers: Any) -> None:
     check.add_argument(
         "--tests",
         type=Path,
-        help="folder of promtool unit-test files to run instead of the shipped ones",
+        help="folder of promtool unit tests (*.test.yml) to run instead of the "
+        "shipped ones",
     )
     check.add_argument(
         "--alertmanager-config",
