@@ -18,6 +18,7 @@ Example:
     9
 """
 
+from alerts._config_file import config_from_mapping, load_config, render_config
 from alerts.checks import (
     ALERTMANAGER_EXAMPLE,
     RUNBOOKS_DIR,
@@ -39,9 +40,6 @@ from alerts.config import (
     AlertSettings,
     PrometheusRuleMeta,
     RuleConfig,
-    config_from_mapping,
-    load_config,
-    render_config,
 )
 from alerts.errors import (
     AlertsError,

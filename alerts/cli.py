@@ -112,7 +112,8 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from alerts.config import PROFILES, load_config
+    from alerts._config_file import load_config
+    from alerts.config import PROFILES
 
     base = PROFILES[args.profile]
     return base if args.config is None else load_config(args.config, base=base)
@@ -181,7 +182,7 @@ def _load(args: argparse.Namespace) -> int:
 
 
 def _show_config(args: argparse.Namespace) -> int:
-    from alerts.config import render_config
+    from alerts._config_file import render_config
     from alerts.errors import ConfigError
 
     try:

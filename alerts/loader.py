@@ -239,7 +239,6 @@ def _wait_for_groups(
     filename: str,
     deadline: float,
 ) -> None:
-    missing: list[str] = sorted(expected)
     while True:
         missing = _missing_groups(client, expected, filename)
         if not missing:
