@@ -106,10 +106,17 @@ def _list(_args: argparse.Namespace) -> int:
 
 
 class _Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP: stop like Ctrl-C, undoing faults and stopping the stack."""
+    """A signal to stop: Ctrl-C, SIGTERM or SIGHUP; faults are undone and the
+    stack stopped on the way out."""
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def _raise_terminated(signum: int, _frame: object) -> None:
+    # A second Ctrl-C must not cut the cleanup short and leave processes.
+    for other in _STOP_SIGNALS:
+        signal.signal(other, signal.SIG_IGN)
     raise _Terminated(signal.Signals(signum).name)
 
 
@@ -117,7 +124,8 @@ def _raise_terminated(signum: int, _frame: object) -> None:
 def _stop_on_signals() -> Iterator[None]:
     previous = {
         signum: signal.signal(signum, _raise_terminated)
-        for signum in (signal.SIGTERM, signal.SIGHUP)
+        # SIGINT too: a shell starts background jobs with SIGINT ignored.
+        for signum in _STOP_SIGNALS
     }
     try:
         yield

@@ -286,7 +286,8 @@ def _progress(
     step = total(current, "building_validations_total") - total(
         previous, "building_validations_total"
     )
-    seconds = current.at - previous.at
+    # The first scrape precedes Locust's start-up: count from the load's start.
+    seconds = current.at - max(previous.at, started_at)
     hits = total(current, *_HIT) - total(first, *_HIT)
     misses = total(current, *_MISS) - total(first, *_MISS)
     return Progress(
