@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import signal
+import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -125,3 +128,55 @@ def start_service(tmp_path: Path, simulator_url: str) -> StartService:
             yield url
 
     return start
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{proc.name}: {cmdline.strip()}")
+    return found
+
+
+@pytest.fixture
+def leftover_processes() -> Callable[[str], list[str]]:
+    """Return ``pid: command line`` of the running processes whose command line
+    holds a text (a test's own folder), to prove a run left nothing behind."""
+    return _processes_mentioning
+
+
+#: A finished ``bdobs loadtest run``: report folder, exit code, output, seconds.
+SmokeRun = tuple[Path, int, str, float]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
+    """One ``bdobs loadtest run --scenario smoke`` for a module, as CI runs it.
+
+    It starts and stops its own stack. On a timeout it is sent SIGTERM, on
+    which it stops what it started, and is killed only if still running 30 s
+    later.
+    """
+    report = tmp_path_factory.mktemp("smoke-report")
+    argv = [sys.executable, "-m", "bdobs.cli", "loadtest", "run", "--scenario",
+            "smoke", "--report", str(report), "--quiet"]  # fmt: skip
+    started = time.monotonic()
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        output, _ = process.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGTERM)
+        try:
+            output, _ = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+    return report, process.returncode, output, time.monotonic() - started
