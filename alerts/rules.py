@@ -63,7 +63,6 @@ from instrumentation.indicators import (
     ERROR_RATE,
     INDICATORS,
     Indicator,
-    Quantile,
     Ratio,
     Series,
     Threshold,
@@ -213,17 +212,7 @@ def _expr(indicator: Indicator, config: RuleConfig, window: str | None = None) -
     """Render an indicator over ``window`` (the config's unless given)."""
     window = window or config.window
     extra = _selector_matchers(config)
-    query = indicator.query
-    if isinstance(query, Quantile):
-        return query.promql(extra, window, config.by)
-    # Divide by (denominator > 0): a bare 'a / b > 0' reads as '(a / b) > 0'
-    # and would drop a true 0 % (a hit rate of 0 must still alert).
-    # TODO(#4): use Ratio.promql once the catalogue renders 'a / (b > 0)'.
-    grouping = _grouping(config.by)
-    numerator = (
-        f"sum by ({grouping}) (rate({query.numerator.selector(extra)}[{window}]))"
-    )
-    return f"{numerator}\n/\n({query.traffic_promql(extra, window, config.by)} > 0)"
+    return indicator.promql(extra, window, config.by)
 
 
 # Alerting rules -------------------------------------------------------------
