@@ -40,7 +40,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -538,12 +538,7 @@ def _watch(
                     report = _progress(
                         scrapes[0], previous, current, started_at, seconds
                     )
-                    progress(
-                        Progress(
-                            report.elapsed, report.duration, report.rate_per_minute,
-                            report.hit_rate, report.requests, event,
-                        )
-                    )  # fmt: skip
+                    progress(replace(report, event=event))
                 previous = current
         time.sleep(0.1)
     return started_at if started_at is not None else time.time()

@@ -1,19 +1,19 @@
 """The load-test scenarios: load, workload, faults, and what each expects.
 
-=====================  ==========  ========  =====================================
-scenario               rate /min   duration  judged on
-=====================  ==========  ========  =====================================
-``smoke``              1800        20 s      every target (plumbing, not speed)
-``baseline``           100         5 min     every target
-``upstream-slow``      600         60 s      errors and validation; bounded waits
-``upstream-down``      600         60 s      failures only during the outage,
-                                             cache still serves, fast failures
-``upstream-timeout``   600         60 s      same, the upstream hanging instead
-``redis-down``         600         60 s      no failed request; cache errors
-                                             counted; cache recovers
-``unknown-ids``        600         60 s      404s are no failures and are counted
-``malformed-coordinates`` 600      60 s      parse errors counted, never a 5xx
-=====================  ==========  ========  =====================================
+=========================  =========  ========  ===================================
+scenario                   rate /min  duration  judged on
+=========================  =========  ========  ===================================
+``smoke``                  1800       20 s      every target (plumbing, not speed)
+``baseline``               100        5 min     every target
+``upstream-slow``          600        60 s      errors and validation; bounded waits
+``upstream-down``          600        60 s      failures only during the outage,
+                                                cache still serves, fast failures
+``upstream-timeout``       600        60 s      the same, the upstream hanging
+``redis-down``             600        60 s      no failed request; cache errors
+                                                counted; the cache recovers
+``unknown-ids``            600        60 s      404s are no failures, and counted
+``malformed-coordinates``  600        60 s      parse errors counted, never a 5xx
+=========================  =========  ========  ===================================
 
 Rate control: each Locust user sends one request every ``user_interval``
 seconds (``constant_throughput``), and there are ``rate × user_interval``
@@ -143,6 +143,8 @@ class Scenario:
             raise ValueError(f"unknown targets {unknown}; known: {list(TARGET_KEYS)}")
         if self.rate_per_minute <= 0 or self.duration <= 0 or self.user_interval <= 0:
             raise ValueError("rate, duration and user interval must be > 0")
+        if [step.at for step in self.faults] != sorted(s.at for s in self.faults):
+            raise ValueError("fault steps must be in time order")
 
     @property
     def needs_own_redis(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -30,7 +31,7 @@ from loadtests._stats import (
     quantile_ranks,
     wilson_interval,
 )
-from loadtests.scenarios import SCENARIOS, SMOKE
+from loadtests.scenarios import SCENARIOS, SMOKE, FaultStep
 from loadtests.verdict import judge, write_report
 from loadtests.workload import Workload, request_name, unexpected_outcome
 
@@ -565,3 +566,46 @@ def test_samples_of_several_processes_are_read_together(tmp_path: Path) -> None:
         (1.0, 7.5, 404, UNKNOWN),
         (2.0, 12.346, 201, ACTIVE),
     ]
+
+
+# -- scenarios ---------------------------------------------------------------------
+
+
+def test_users_times_per_user_rate_is_the_asked_rate() -> None:
+    """100/min at one request per 3 s takes 5 users; a fraction rounds up."""
+    baseline = SCENARIOS["baseline"]
+
+    assert baseline.users_for(100) == 5
+    assert baseline.users_for(110) == 6
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"targets": ("hit_rate",)}, id="unknown-target"),
+        pytest.param(
+            {
+                "faults": (
+                    FaultStep(0.6, "clear_faults"),
+                    FaultStep(0.3, "set_faults", {"down": True}),
+                )
+            },
+            id="faults-out-of-order",
+        ),
+        pytest.param({"rate_per_minute": 0}, id="no-rate"),
+    ],
+)
+def test_scenario_refuses_impossible_definitions(changes: dict[str, object]) -> None:
+    """A scenario that cannot be run is refused when defined."""
+    with pytest.raises(ValueError, match=r"unknown targets|time order|must be > 0"):
+        dataclasses.replace(SMOKE, **changes)
+
+
+def test_fault_steps_say_what_they_do_and_which_start_a_fault() -> None:
+    """Switching faults on opens a fault window; clearing or restarting closes it."""
+    steps = SCENARIOS["redis-down"].faults + SCENARIOS["upstream-down"].faults
+
+    assert [step.starts_fault for step in steps] == [True, False, True, False]
+    assert steps[0].describe() == "at 30%: stop Redis"
+    assert SCENARIOS["redis-down"].needs_own_redis
+    assert not SCENARIOS["upstream-down"].needs_own_redis
