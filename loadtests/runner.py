@@ -357,6 +357,11 @@ def run_load_test(
     chosen_workload = workload or chosen.workload
     if stack is not None and urls is not None:
         raise LoadTestError("give a stack or its urls, not both")
+    if chosen.needs_simulator and urls is not None and not urls.directory_url:
+        raise LoadTestError(
+            f"scenario {chosen.name!r} sets simulator faults: give the "
+            "simulator's URL with the service's"
+        )
     if chosen.needs_own_redis and urls is not None:
         raise LoadTestError(
             f"scenario {chosen.name!r} stops and starts Redis: it needs a stack "

@@ -252,6 +252,8 @@ def judge(
     checks = [target_check(key, facts) for key in scenario.targets]
     checks.extend(expectation.evaluate(facts) for expectation in scenario.expectations)
     checks.append(achieved_rate_check(facts))
+    if scenario.faults:
+        checks.append(_faults_check(len(scenario.faults), fault_log))
     expected = workload.expected(len(facts.samples))
     notes = _notes(facts, fault_log, locust_totals, expected, checks)
     return Verdict(
@@ -280,6 +282,30 @@ def judge(
         },
         fault_log=tuple(fault_log),
         notes=tuple(notes),
+    )
+
+
+def _faults_check(planned: int, fault_log: Sequence[FaultEvent]) -> Check:
+    """Check that every fault step was carried out: else the run lacks its shape."""
+    failed = [event for event in fault_log if not event.ok]
+    done = len(fault_log) - len(failed)
+    if failed:
+        detail = "failed: " + "; ".join(f"{e.action}: {e.detail}" for e in failed)
+    elif done < planned:
+        detail = "the run ended before every step was due"
+    else:
+        detail = "every step was carried out on time"
+    return Check(
+        name="faults_applied",
+        title="Fault steps carried out",
+        kind="run",
+        status="pass" if done == planned else "fail",
+        value=done,
+        target=f"= {planned}",
+        unit="count",
+        samples=None,
+        source="the runner's fault log",
+        detail=detail,
     )
 
 

@@ -32,7 +32,7 @@ from loadtests._stats import (
     wilson_interval,
 )
 from loadtests.scenarios import SCENARIOS, SMOKE, FaultStep
-from loadtests.verdict import judge, write_report
+from loadtests.verdict import FaultEvent, judge, write_report
 from loadtests.workload import Workload, request_name, unexpected_outcome
 
 ACTIVE = request_name("active")
@@ -537,14 +537,15 @@ def test_report_files_hold_the_documented_fields(tmp_path: Path) -> None:
 
 
 def test_every_scenario_judges_at_least_one_check_and_the_rate() -> None:
-    """A verdict checks the scenario's targets, then its expectations, then the rate."""
+    """A verdict checks the targets, the expectations, then the rate and the faults."""
     for scenario in SCENARIOS.values():
         verdict = judge(scenario, scenario.workload, _verdict_facts(), users=1)
 
         names = [check.name for check in verdict.checks]
+        run_checks = ["achieved_rate"] + (["faults_applied"] if scenario.faults else [])
+        judged = len(scenario.targets) + len(scenario.expectations)
         assert names[: len(scenario.targets)] == list(scenario.targets)
-        assert names[-1] == "achieved_rate"
-        assert len(names) == len(scenario.targets) + len(scenario.expectations) + 1
+        assert names[judged:] == run_checks
 
 
 # -- raw samples files ------------------------------------------------------------
@@ -609,3 +610,27 @@ def test_fault_steps_say_what_they_do_and_which_start_a_fault() -> None:
     assert steps[0].describe() == "at 30%: stop Redis"
     assert SCENARIOS["redis-down"].needs_own_redis
     assert not SCENARIOS["upstream-down"].needs_own_redis
+
+
+def test_a_fault_step_that_failed_or_never_ran_fails_the_run() -> None:
+    """A scenario whose faults were not all carried out did not run as designed."""
+    scenario = SCENARIOS["upstream-down"]
+    on = FaultEvent(1018.0, 18.0, "set simulator faults {'down': True}")
+    refused = FaultEvent(1036.0, 36.0, "clear simulator faults", False, "refused")
+
+    complete = judge(
+        scenario, scenario.workload, _verdict_facts(), users=20,
+        fault_log=[on, FaultEvent(1036.0, 36.0, "clear simulator faults")],
+    )  # fmt: skip
+    failed = judge(
+        scenario, scenario.workload, _verdict_facts(), users=20,
+        fault_log=[on, refused],
+    )  # fmt: skip
+    cut_short = judge(
+        scenario, scenario.workload, _verdict_facts(), users=20, fault_log=[on]
+    )
+
+    assert complete.check("faults_applied").status == "pass"
+    assert failed.check("faults_applied").status == "fail"
+    assert "refused" in failed.check("faults_applied").detail
+    assert cut_short.check("faults_applied").status == "fail"
