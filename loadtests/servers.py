@@ -398,6 +398,27 @@ class PrometheusServer:
         self.stop()
 
 
+# A cluster node also listens on its port + 10,000 (the cluster bus), so Redis
+# refuses a port above 55,535; free_port() draws from the whole ephemeral range.
+_CLUSTER_BUS_OFFSET = 10_000
+_MAX_CLUSTER_PORT = 65_535 - _CLUSTER_BUS_OFFSET
+
+
+def _free_cluster_port(attempts: int = 200) -> int:
+    """Return a free port whose cluster bus port (+10,000) is free too."""
+    for _ in range(attempts):
+        port = free_port()
+        if port > _MAX_CLUSTER_PORT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((LOOPBACK, port + _CLUSTER_BUS_OFFSET))
+            except OSError:
+                continue
+        return port
+    raise ServerError("found no free port pair for a Redis Cluster node")
+
+
 class RedisClusterServer:
     """A Redis Cluster of three masters, no replicas, on loopback ports.
 
@@ -420,7 +441,11 @@ class RedisClusterServer:
             "--cluster-node-timeout", "2000",
         ]  # fmt: skip
         self.nodes = [
-            RedisServer(workdir / f"node-{index}", extra_args=cluster_args)
+            RedisServer(
+                workdir / f"node-{index}",
+                port=_free_cluster_port(),
+                extra_args=cluster_args,
+            )
             for index in range(masters)
         ]
 
