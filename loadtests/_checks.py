@@ -356,7 +356,8 @@ def achieved_rate_check(facts: RunFacts) -> Check:
 
     The achieved rate is the number of requests sent over the asked duration:
     Locust stops at the end of it, so a load generator or a service that
-    cannot keep up shows as a shortfall.
+    cannot keep up shows as a shortfall. A request still in flight when Locust
+    stops is not counted (at most one per user).
     """
     asked = facts.rate_per_minute
     achieved = len(facts.samples) / facts.duration * 60 if facts.duration else 0.0

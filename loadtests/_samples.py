@@ -7,6 +7,9 @@ process that runs users appends each request to its own file,
 a distributed run (``--processes N``) gives one file per worker and the same
 verdict as one process.
 
+The files must land where the verdict reads them: every Locust process runs
+on this machine (``--processes N``).
+
 Columns: ``start`` (wall-clock seconds since the epoch, when the request was
 sent), ``response_ms`` (float, unrounded), ``status`` (HTTP status, 0 when no
 response came), ``ok`` (1 unless Locust counted the request as failed),
@@ -78,6 +81,9 @@ class SampleWriter:
             self._file = None
 
 
+# TODO(#6): workers on other machines (``--worker --master-host``) would write
+# their samples there, out of the verdict's reach; ship them to the master in
+# Locust's worker reports to support a multi-machine run.
 def sample_files(folder: Path) -> list[Path]:
     """Return the samples files of a run, in name order."""
     return sorted(folder.glob(_PATTERN))

@@ -208,6 +208,7 @@ def _locust_argv(
     report_dir: Path,
     workload: Workload,
     user_interval: float,
+    expected_status: Mapping[str, int],
     processes: int,
 ) -> list[str]:
     argv = [
@@ -224,6 +225,7 @@ def _locust_argv(
         "--bdobs-workload", json.dumps(workload.to_dict(), sort_keys=True),
         "--bdobs-samples-dir", str(report_dir / "samples"),
         "--bdobs-user-interval", f"{user_interval:g}",
+        "--bdobs-expected", json.dumps(dict(expected_status), sort_keys=True),
     ]  # fmt: skip
     if processes > 1:
         # The master would listen on every interface and on port 5557 unless told.
@@ -428,6 +430,7 @@ def _run(
         report_dir=report_dir,
         workload=workload,
         user_interval=interval,
+        expected_status=scenario.expected_status,
         processes=processes,
     )
     first = fetch(urls.metrics_url)

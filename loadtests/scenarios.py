@@ -53,7 +53,7 @@ from loadtests._expectations import (
     NoServerErrors,
     ServedDuringFault,
 )
-from loadtests.workload import Workload
+from loadtests.workload import EXPECTED_STATUS, Workload
 
 FaultAction = Literal["set_faults", "clear_faults", "stop_redis", "start_redis"]
 
@@ -123,6 +123,8 @@ class Scenario:
         faults: The fault schedule.
         simulator_latency: Mean upstream latency, in seconds, of the simulator
             the runner starts for this scenario.
+        expected_status: The status each request class expects; any other
+            outcome is a failed request (404 for an unknown id is none).
     """
 
     name: str
@@ -136,6 +138,9 @@ class Scenario:
     expectations: tuple[Expectation, ...] = ()
     faults: tuple[FaultStep, ...] = ()
     simulator_latency: float = 0.15
+    expected_status: Mapping[str, int] = field(
+        default_factory=lambda: dict(EXPECTED_STATUS)
+    )
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.targets) - set(TARGET_KEYS))
@@ -177,6 +182,7 @@ class Scenario:
             ],
             "faults": [step.to_dict() for step in self.faults],
             "simulator_latency_seconds": self.simulator_latency,
+            "expected_status": dict(sorted(self.expected_status.items())),
         }
 
 

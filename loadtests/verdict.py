@@ -10,7 +10,8 @@ It is written as ``verdict.json`` (sorted keys, two-space indent)::
 
     {
       "scenario": {"name", "description", "expected_outcome", "rate_per_minute",
-                   "duration_seconds", "users", "processes", "faults": [...]},
+                   "duration_seconds", "users", "processes", "faults": [...],
+                   "expected_status": {"active": 201, ...}},
       "workload": {"pool_size", "zipf_s", "unknown_share", "seed", "subset",
                    "dataset_seed", "dataset_size", "expected": {...},
                    "description": [...]},
@@ -167,6 +168,12 @@ class Verdict:
             "workload",
             *(f"  {line}" for line in self.workload.get("description", ())),
         ]
+        expected = scenario.get("expected_status")
+        if expected:
+            outcomes = ", ".join(
+                f"{code} for {kind}" for kind, code in expected.items()
+            )
+            lines.append(f"outcomes  expected: {outcomes}; any other is a failure")
         if self.fault_log:
             lines.append("faults")
             lines.extend(
@@ -266,6 +273,7 @@ def judge(
             "users": users,
             "processes": processes,
             "faults": [step.to_dict() for step in scenario.faults],
+            "expected_status": dict(sorted(scenario.expected_status.items())),
         },
         workload={
             **workload.to_dict(),
