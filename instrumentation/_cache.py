@@ -1,5 +1,9 @@
 """The Redis level of the cache: time-boxed calls, a circuit breaker, JSON envelopes.
 
+The Redis is one server or a Redis Cluster, as ``REDIS_URL`` says (see
+:mod:`instrumentation._redis_client`); everything below holds for both, and the
+circuit breaker guards the cluster as a whole.
+
 Every Redis call is bounded by ``Settings.redis_timeout``: an
 :func:`asyncio.timeout` around the whole call (pool, connect, send, read) and,
 for new connections, the socket connect timeout. redis-py's own
@@ -14,6 +18,16 @@ redis-py's own retries are switched off (``Retry(NoBackoff(), 0)`` and no extra
 which turns a dead Redis into seconds of stall per lookup.
 After ``Settings.breaker_threshold`` consecutive failures a circuit breaker
 skips Redis, probing it once per ``Settings.breaker_cooldown``.
+
+A cluster client learns the topology (nodes, slots and redis-py's command
+table, ~40 ms) on :meth:`RedisCache.start`, within a startup budget, rather than
+inside the first lookup's ``redis_timeout``.
+
+:meth:`RedisCache.publish` announces an invalidation on the tenant's channel
+(:func:`invalidation_channel`), for the near caches of other processes (see
+:mod:`instrumentation._invalidation`): ``PUBLISH`` on one server, ``SPUBLISH``
+(sharded pub/sub, Redis 7+) in a cluster, where the channel shares the hash
+slot, and so the node, of the tenant's keys.
 
 Redis never makes a lookup fail: every error is counted as a cache ``error``
 (once per failed or skipped call), logged, and the lookup carries on as a miss.
@@ -39,14 +53,12 @@ import logging
 import time
 from typing import Any, Final, TypeAlias
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import MaxConnectionsError, RedisError
 
 from instrumentation._breaker import CircuitBreaker
+from instrumentation._redis_client import REDIS_FAILURES, RedisClient, connect
 from instrumentation.config import Settings
-from instrumentation.errors import ConfigurationError
 from instrumentation.ids import SCHEMA_VERSION, key_prefix
 from instrumentation.metrics import BuildingDirectoryMetrics
 
@@ -55,54 +67,21 @@ logger = logging.getLogger(__name__)
 #: A decoded entry: the building (None: not found) and when it was fetched.
 Cached: TypeAlias = tuple[dict[str, Any] | None, float]
 
-# What a Redis call can fail with once retries are off: redis-py's own errors,
-# socket errors it lets through, and our asyncio.timeout (TimeoutError).
-_REDIS_FAILURES: Final = (RedisError, OSError, TimeoutError)
 _ABSENT: Final = object()
-# Redis connections per HTTP connection allowed. Each concurrent lookup of a
-# distinct id holds one Redis connection for ~0.1 ms; a full pool fails the call
-# at once (waiting for a slot costs ~20 µs per call in redis-py's blocking
-# pool), so the pool is kept well above the HTTP pool's size.
-_POOL_FACTOR: Final = 4
+# Learning a cluster's topology takes ~40 ms on loopback; give it room at
+# startup, where no lookup waits for it.
+_STARTUP_BUDGET: Final = 2.0
+_INVALIDATIONS: Final = "invalidations"
 
 
-def connect(settings: Settings) -> Redis:
-    """Return a redis.asyncio client with every timeout set and retries off.
+def invalidation_channel(tenant_id: str) -> str:
+    """Return the pub/sub channel of one tenant's invalidations.
 
-    Args:
-        settings: ``redis_url``, ``redis_timeout`` and ``max_connections`` are
-            read; the Redis pool holds up to four times ``max_connections``.
-
-    Returns:
-        A client; it connects lazily, on its first command.
-
-    Raises:
-        ConfigurationError: The URL names Redis Cluster, which is not supported
-            yet, or redis-py cannot read it.
+    ``bdobs:v1:{<tenant>}:invalidations``: the tenant's hash tag puts it in the
+    slot of the tenant's keys.
     """
-    url = settings.redis_url
-    if url is None:
-        raise ConfigurationError("REDIS_URL is not set")
-    if url.startswith("redis+cluster://"):
-        # TODO(#2): Redis Cluster mode (keys already carry the tenant hash tag).
-        raise ConfigurationError(
-            f"REDIS_URL {url!r}: Redis Cluster is not supported by the cached "
-            "client yet; use a redis:// URL"
-        )
-    try:
-        return Redis.from_url(
-            url,
-            # Reads and writes are bounded by the caller's asyncio.timeout;
-            # see the module docstring for why socket_timeout stays unset.
-            socket_timeout=None,
-            socket_connect_timeout=settings.redis_timeout,
-            retry=Retry(NoBackoff(), 0),
-            retry_on_error=[],
-            max_connections=settings.max_connections * _POOL_FACTOR,
-            health_check_interval=0,
-        )
-    except ValueError as exc:
-        raise ConfigurationError(f"REDIS_URL {url!r}: {exc}") from exc
+    prefix = key_prefix(tenant_id)  # bdobs:v1:{<tenant>}:building:
+    return prefix[: prefix.rindex("}:") + 2] + _INVALIDATIONS
 
 
 def encode(building: dict[str, Any] | None, fetched_at: float) -> bytes:
@@ -159,6 +138,9 @@ class RedisCache:
         settings: Redis URL, timeouts, TTLs, breaker and tenant.
         metrics: Where to count.
         redis: A client to use instead of one built from the settings.
+
+    Attributes:
+        channel: The tenant's invalidation channel.
     """
 
     def __init__(
@@ -166,11 +148,12 @@ class RedisCache:
         settings: Settings,
         metrics: BuildingDirectoryMetrics,
         *,
-        redis: Redis | None = None,
+        redis: RedisClient | None = None,
     ) -> None:
         self._redis = connect(settings) if redis is None else redis
         self._timeout = settings.redis_timeout
         self._prefix = key_prefix(settings.tenant_id)
+        self.channel = invalidation_channel(settings.tenant_id)
         self._found_ttl_ms = max(
             1, round((settings.cache_ttl + settings.stale_max_age) * 1000)
         )
@@ -187,9 +170,33 @@ class RedisCache:
         self._warn_every = settings.breaker_cooldown
         self._warned_at = -float("inf")
 
+    @property
+    def cluster(self) -> RedisCluster | None:
+        """The cluster client, or None when Redis is one server."""
+        return self._redis if isinstance(self._redis, RedisCluster) else None
+
     def key(self, building_id: str) -> str:
         """Return the key of a canonical building id."""
         return self._prefix + building_id
+
+    async def start(self) -> None:
+        """Learn a cluster's topology now; a failure is logged, never raised.
+
+        Without it the first call would learn it within its ``redis_timeout``.
+        One server needs nothing: it connects on its first command.
+        """
+        cluster = self.cluster
+        if cluster is None:
+            return
+        try:
+            async with asyncio.timeout(max(self._timeout, _STARTUP_BUDGET)):
+                await cluster.initialize()
+        except REDIS_FAILURES as exc:
+            logger.warning(
+                "Redis Cluster topology unknown at startup (%s); lookups go to "
+                "the upstream until a node answers",
+                _describe(exc),
+            )
 
     async def get(self, building_id: str) -> Cached | None:
         """Read one entry; None on a miss, a foreign value or a Redis failure."""
@@ -200,7 +207,7 @@ class RedisCache:
         try:
             async with asyncio.timeout(self._timeout):
                 raw = await self._redis.get(key)
-        except _REDIS_FAILURES as exc:
+        except REDIS_FAILURES as exc:
             self._failed("GET", exc)
             return None
         breaker = self.breaker
@@ -228,7 +235,7 @@ class RedisCache:
         try:
             async with asyncio.timeout(self._timeout):
                 await self._redis.set(self._prefix + building_id, value, px=ttl_ms)
-        except _REDIS_FAILURES as exc:
+        except REDIS_FAILURES as exc:
             self._failed("SET", exc)
             return False
         self.breaker.success()
@@ -240,14 +247,32 @@ class RedisCache:
         try:
             async with asyncio.timeout(self._timeout):
                 deleted = await self._redis.delete(self._prefix + building_id)
-        except _REDIS_FAILURES as exc:
+        except REDIS_FAILURES as exc:
             self._failed("DEL", exc)
             return None
         self.breaker.success()
         return bool(deleted)
 
+    async def publish(self, building_id: str) -> bool:
+        """Announce an invalidation on the tenant's channel; return whether sent.
+
+        ``PUBLISH`` on one server, ``SPUBLISH`` (routed to the channel's slot)
+        in a cluster. A failure counts as a cache ``error``.
+        """
+        try:
+            async with asyncio.timeout(self._timeout):
+                if isinstance(self._redis, RedisCluster):
+                    await self._redis.spublish(self.channel, building_id)
+                else:
+                    await self._redis.publish(self.channel, building_id)
+        except REDIS_FAILURES as exc:
+            self._failed("PUBLISH", exc)
+            return False
+        self.breaker.success()
+        return True
+
     async def ping(self) -> str | None:
-        """Return None if Redis answers PING in time, else why not."""
+        """Return None if Redis (every cluster node) answers PING in time, else why."""
         if not self.breaker.allow():
             return (
                 f"Redis skipped: circuit breaker open after "
@@ -256,7 +281,7 @@ class RedisCache:
         try:
             async with asyncio.timeout(self._timeout):
                 await self._redis.ping()
-        except _REDIS_FAILURES as exc:
+        except REDIS_FAILURES as exc:
             self.breaker.failure(_describe(exc))
             return f"Redis did not answer PING: {_describe(exc)}"
         self.breaker.success()

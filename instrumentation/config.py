@@ -8,8 +8,9 @@ value and what was expected.
 variable                        meaning                              default
 =============================== ==================================== ===========
 ``REDIS_URL``                   Redis for the cache (``redis://``,   none: the
-                                ``rediss://``, ``unix://`` or        stack starts
-                                ``redis+cluster://``)                one
+                                ``rediss://``, ``unix://``; a Redis  stack starts
+                                Cluster: ``redis+cluster://`` or     one
+                                ``rediss+cluster://`` and any node)
 ``MANAGEMENT_COMPANY_ID``       tenant (UUID); part of every key     ``0…01``
 ``CACHE_REQUEST_TTL``           cache TTL of a found building, s     300
 ``CACHE_NEGATIVE_TTL``          cache TTL of a "not found", s        30
@@ -48,7 +49,7 @@ from urllib.parse import urlsplit
 from instrumentation.errors import ConfigurationError
 
 DEFAULT_TENANT: Final = "00000000-0000-0000-0000-000000000001"
-_REDIS_SCHEMES: Final = ("redis", "rediss", "unix", "redis+cluster")
+_REDIS_SCHEMES: Final = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -486,6 +486,10 @@ class RedisClusterServer:
         )
         return self
 
+    def is_ok(self) -> bool:
+        """Return whether every node answers and reports ``cluster_state:ok``."""
+        return all(self._cluster_ok(node.port) for node in self.nodes)
+
     def _cluster_ok(self, port: int) -> bool:
         try:
             with socket.create_connection((LOOPBACK, port), 0.5) as sock:

@@ -21,9 +21,16 @@ from fake_directory import FakeDirectory
 from fake_directory import make_building as _make_building
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from instrumentation import BuildingDirectoryClient, BuildingDirectoryMetrics, Settings
-from loadtests.servers import LOOPBACK, RedisServer, free_port, wait_until
+from loadtests.servers import (
+    LOOPBACK,
+    RedisClusterServer,
+    RedisServer,
+    free_port,
+    wait_until,
+)
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +57,16 @@ def directory_server() -> Iterator[FakeDirectory]:
     yield directory
     server.should_exit = True
     thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RedisClusterServer]:
+    """A three-master Redis Cluster for the session; node killers restart it."""
+    cluster = RedisClusterServer(tmp_path_factory.mktemp("redis-cluster")).start()
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture
@@ -107,6 +124,33 @@ async def client(
 async def redis_raw(redis_server: RedisServer) -> AsyncIterator[Redis]:
     """A plain redis.asyncio client on the session Redis, to inspect keys."""
     raw = Redis.from_url(redis_server.url)
+    yield raw
+    await raw.aclose()
+
+
+@pytest.fixture
+def cluster_settings(settings: Settings, redis_cluster: RedisClusterServer) -> Settings:
+    """The test's settings on the session's Redis Cluster, with a quick breaker."""
+    return settings.replace(
+        redis_url=redis_cluster.url, breaker_threshold=3, breaker_cooldown=0.3
+    )
+
+
+@pytest.fixture
+async def cluster_client(
+    cluster_settings: Settings, metrics: BuildingDirectoryMetrics
+) -> AsyncIterator[BuildingDirectoryClient]:
+    """A client on the session's Redis Cluster and the fake directory."""
+    async with BuildingDirectoryClient(cluster_settings, metrics=metrics) as built:
+        yield built
+
+
+@pytest.fixture
+async def cluster_raw(redis_cluster: RedisClusterServer) -> AsyncIterator[RedisCluster]:
+    """A plain redis.asyncio cluster client on the session's cluster, to inspect."""
+    host, port = redis_cluster.startup_nodes[0]
+    raw = RedisCluster(host=host, port=port)
+    await raw.initialize()
     yield raw
     await raw.aclose()
 

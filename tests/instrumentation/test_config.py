@@ -97,16 +97,6 @@ def test_from_env_rejects_bad_values_with_a_clear_message(
     assert message in str(raised.value)
 
 
-def test_client_refuses_redis_cluster_urls_for_now() -> None:
-    """A redis+cluster:// URL is a configuration error, not a late failure."""
-    settings = Settings(
-        redis_url="redis+cluster://127.0.0.1:7000/0", base_url="http://127.0.0.1:1"
-    )
-
-    with pytest.raises(ConfigurationError, match="Redis Cluster"):
-        BuildingDirectoryClient(settings, metrics=DisabledMetrics())
-
-
 def test_client_requires_a_base_url() -> None:
     """Without BUILDING_DIRECTORY_URL the client cannot be built."""
     with pytest.raises(ConfigurationError, match="BUILDING_DIRECTORY_URL"):
