@@ -71,6 +71,9 @@ _ABSENT: Final = object()
 # Learning a cluster's topology takes ~40 ms on loopback; give it room at
 # startup, where no lookup waits for it.
 _STARTUP_BUDGET: Final = 2.0
+#: Connections opened at startup; a burst needs more, but these cover the
+#: first requests of a starting service while the rest connect.
+_WARM_CONNECTIONS: Final = 8
 _INVALIDATIONS: Final = "invalidations"
 
 
@@ -180,21 +183,29 @@ class RedisCache:
         return self._prefix + building_id
 
     async def start(self) -> None:
-        """Learn a cluster's topology now; a failure is logged, never raised.
+        """Connect now, within a startup budget; a failure is logged, never raised.
 
-        Without it the first call would learn it within its ``redis_timeout``.
-        One server needs nothing: it connects on its first command.
+        One server: open a few pooled connections, so that the first burst of
+        lookups does not pay connection set-up (TCP plus the client's
+        handshake) inside each call's ``redis_timeout``; on a busy machine
+        that burst used to time out and open the breaker at once. A cluster:
+        learn its topology, which the first call would otherwise learn
+        within its ``redis_timeout``.
         """
         cluster = self.cluster
-        if cluster is None:
-            return
         try:
             async with asyncio.timeout(max(self._timeout, _STARTUP_BUDGET)):
-                await cluster.initialize()
+                if cluster is not None:
+                    await cluster.initialize()
+                else:
+                    await asyncio.gather(
+                        *(self._redis.ping() for _ in range(_WARM_CONNECTIONS))
+                    )
         except REDIS_FAILURES as exc:
+            what = "Redis Cluster topology unknown" if cluster else "Redis unreachable"
             logger.warning(
-                "Redis Cluster topology unknown at startup (%s); lookups go to "
-                "the upstream until a node answers",
+                "%s at startup (%s); lookups go to the upstream until it answers",
+                what,
                 _describe(exc),
             )
 
