@@ -68,9 +68,9 @@ logger = logging.getLogger(__name__)
 Cached: TypeAlias = tuple[dict[str, Any] | None, float]
 
 _ABSENT: Final = object()
-# Learning a cluster's topology takes ~40 ms on loopback; give it room at
-# startup, where no lookup waits for it.
-_STARTUP_BUDGET: Final = 2.0
+#: Longest wait of :meth:`RedisCache.start`. Learning a cluster's topology
+#: takes ~40 ms on loopback; startup gives it room, since no lookup waits.
+STARTUP_BUDGET: Final = 2.0
 #: Connections opened at startup; a burst needs more, but these cover the
 #: first requests of a starting service while the rest connect.
 _WARM_CONNECTIONS: Final = 8
@@ -194,7 +194,7 @@ class RedisCache:
         """
         cluster = self.cluster
         try:
-            async with asyncio.timeout(max(self._timeout, _STARTUP_BUDGET)):
+            async with asyncio.timeout(max(self._timeout, STARTUP_BUDGET)):
                 if cluster is not None:
                     await cluster.initialize()
                 else:

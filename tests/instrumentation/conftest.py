@@ -128,6 +128,18 @@ async def redis_raw(redis_server: RedisServer) -> AsyncIterator[Redis]:
     await raw.aclose()
 
 
+@pytest.fixture(
+    params=[
+        pytest.param("redis_server", id="one-server"),
+        pytest.param("redis_cluster", id="cluster", marks=pytest.mark.cluster),
+    ]
+)
+def any_redis_url(request: pytest.FixtureRequest) -> str:
+    """The URL of the session's Redis server, then of its Redis Cluster."""
+    server: RedisServer | RedisClusterServer = request.getfixturevalue(request.param)
+    return server.url
+
+
 @pytest.fixture
 def cluster_settings(settings: Settings, redis_cluster: RedisClusterServer) -> Settings:
     """The test's settings on the session's Redis Cluster, with a quick breaker."""
