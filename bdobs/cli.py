@@ -17,11 +17,12 @@ from collections.abc import Sequence
 
 #: The modules that provide command groups, in help order.
 COMMAND_MODULES: tuple[str, ...] = (
-    "loadtests._stack_cli",
+    "loadtests._demo_cli",
     "dashboards.cli",
-    "loadtests._bench_cli",
     "alerts.cli",
+    "loadtests._stack_cli",
     "loadtests._loadtest_cli",
+    "loadtests._bench_cli",
 )
 
 

@@ -75,7 +75,7 @@ def line_chart(
     ys += [reference.value for reference in references]
     x_max = max(xs, default=1.0) or 1.0
     y_max = max(ys, default=1.0)
-    y_max = 1.0 if unit == "ratio" else (y_max * 1.1 or 1.0)
+    y_max = 1.0 if unit == "ratio" else _nice_ceiling(y_max * 1.05)
     plot_w = _WIDTH - _LEFT - _RIGHT
     plot_h = _HEIGHT - _TOP - _BOTTOM
 
@@ -139,6 +139,17 @@ def line_chart(
         'fill="none" stroke="#999999"/></svg>'
     )
     return "\n".join(parts)
+
+
+def _nice_ceiling(value: float) -> float:
+    """Round up to 1, 2, 2.5 or 5 times a power of ten, for even axis ticks."""
+    if not math.isfinite(value) or value <= 0:
+        return 1.0
+    power: float = 10.0 ** math.floor(math.log10(value))
+    for step in (1.0, 2.0, 2.5, 5.0, 10.0):
+        if value <= step * power:
+            return step * power
+    return 10 * power
 
 
 def _segments(
