@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.servers import RedisServer
+from loadtests.servers import RedisClusterServer, RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +24,25 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path / "redis").start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RedisClusterServer]:
+    """A three-master Redis Cluster for the session; node killers restart it."""
+    cluster = RedisClusterServer(tmp_path_factory.mktemp("redis-cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("redis_server", id="one-server"),
+        pytest.param("redis_cluster", id="cluster", marks=pytest.mark.cluster),
+    ]
+)
+def any_redis_url(request: pytest.FixtureRequest) -> str:
+    """The URL of the session's Redis server, then of its Redis Cluster."""
+    server: RedisServer | RedisClusterServer = request.getfixturevalue(request.param)
+    return server.url

@@ -59,16 +59,6 @@ def directory_server() -> Iterator[FakeDirectory]:
     thread.join(10)
 
 
-@pytest.fixture(scope="session")
-def redis_cluster(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[RedisClusterServer]:
-    """A three-master Redis Cluster for the session; node killers restart it."""
-    cluster = RedisClusterServer(tmp_path_factory.mktemp("redis-cluster")).start()
-    yield cluster
-    cluster.stop()
-
-
 @pytest.fixture
 def directory(directory_server: FakeDirectory) -> FakeDirectory:
     """The fake Building Directory, reset for this test."""
@@ -126,18 +116,6 @@ async def redis_raw(redis_server: RedisServer) -> AsyncIterator[Redis]:
     raw = Redis.from_url(redis_server.url)
     yield raw
     await raw.aclose()
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("redis_server", id="one-server"),
-        pytest.param("redis_cluster", id="cluster", marks=pytest.mark.cluster),
-    ]
-)
-def any_redis_url(request: pytest.FixtureRequest) -> str:
-    """The URL of the session's Redis server, then of its Redis Cluster."""
-    server: RedisServer | RedisClusterServer = request.getfixturevalue(request.param)
-    return server.url
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ def near_hits(url: str) -> float:
 
 
 def test_webhook_on_one_process_drops_the_near_copy_in_another(
-    start_service: StartService, redis_server: RedisServer, webhook_secret: str
+    start_service: StartService, any_redis_url: str, webhook_secret: str
 ) -> None:
     """After the webhook reaches A, B's next lookups stop coming from its near cache."""
     building_id = ACTIVE[0]
@@ -63,8 +63,8 @@ def test_webhook_on_one_process_drops_the_near_copy_in_another(
     }
 
     with (
-        start_service(redis_server.url, **shared) as a,
-        start_service(redis_server.url, **shared) as b,
+        start_service(any_redis_url, **shared) as a,
+        start_service(any_redis_url, **shared) as b,
     ):
         for url in (a, b, b):
             httpx.get(f"{url}/buildings/{building_id}").raise_for_status()
