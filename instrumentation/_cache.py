@@ -19,9 +19,9 @@ which turns a dead Redis into seconds of stall per lookup.
 After ``Settings.breaker_threshold`` consecutive failures a circuit breaker
 skips Redis, probing it once per ``Settings.breaker_cooldown``.
 
-A cluster client learns the topology (nodes, slots and redis-py's command
-table, ~40 ms) on :meth:`RedisCache.start`, within a startup budget, rather than
-inside the first lookup's ``redis_timeout``.
+:meth:`RedisCache.start` connects within a startup budget rather than inside
+the first lookups' ``redis_timeout``: a few pooled connections to one server,
+or a cluster's topology (nodes, slots and redis-py's command table, ~40 ms).
 
 :meth:`RedisCache.publish` announces an invalidation on the tenant's channel
 (:func:`invalidation_channel`), for the near caches of other processes (see

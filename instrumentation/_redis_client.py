@@ -48,6 +48,8 @@ RedisClient: TypeAlias = Redis | RedisCluster
 #: (the cluster client's topology errors do not derive from RedisError), socket
 #: errors it lets through, and the caller's asyncio.timeout (TimeoutError).
 REDIS_FAILURES: Final = (RedisError, RedisClusterException, OSError, TimeoutError)
+# TODO(#9): Redis Sentinel (a redis+sentinel:// URL and redis-py's Sentinel
+# client); until then, point REDIS_URL at an address that follows the master.
 #: URL schemes naming a Redis Cluster, and the plain scheme redis-py expects.
 _CLUSTER_SCHEMES: Final = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 # Redis connections per HTTP connection allowed. Each concurrent lookup of a
