@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from loadtests._cli_args import duration, positive_number
+
 #: Exit code when the run itself could not be carried out (not a verdict).
 RUN_BROKEN = 2
 
@@ -36,14 +38,20 @@ def register(subparsers: Any) -> None:
         "inconclusive; 2: the run could not be carried out).",
     )
     run.add_argument("--scenario", required=True, help="see 'bdobs loadtest list'")
-    run.add_argument("--duration", type=float, help="seconds (scenario default)")
-    run.add_argument("--rate", type=float, help="requests per minute (default)")
+    run.add_argument(
+        "--duration", type=duration, help="e.g. 30s, 5m (the scenario's default)"
+    )
+    run.add_argument(
+        "--rate", type=positive_number, help="requests per minute (the scenario's)"
+    )
     run.add_argument("--users", type=int, help="Locust users (from the rate)")
     run.add_argument(
+        "--workers",
         "--processes",
+        dest="processes",
         type=int,
         default=1,
-        help="Locust processes running users; above 1 runs Locust distributed",
+        help="Locust worker processes; above 1 runs a master and N workers",
     )
     run.add_argument(
         "--report",
@@ -74,7 +82,9 @@ def register(subparsers: Any) -> None:
     stack.add_argument(
         "--latency-ms", type=float, help="simulator mean latency (scenario's)"
     )
-    stack.add_argument("--workers", type=int, default=1, help="service workers (1)")
+    stack.add_argument(
+        "--service-workers", type=int, default=1, help="uvicorn workers (1)"
+    )
     stack.add_argument(
         "--prometheus", action="store_true", help="also start a Prometheus"
     )
@@ -179,7 +189,7 @@ def _run(args: argparse.Namespace) -> int:
             prometheus_rules_dir=None,
         )
     stack_options: dict[str, Any] = {
-        "service_workers": args.workers,
+        "service_workers": args.service_workers,
         "prometheus": args.prometheus,
     }
     if args.latency_ms is not None:
