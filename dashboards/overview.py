@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Final
 
+from alerts import alert_names
 from dashboards.spec import (
     Annotation,
     DashboardSpec,
@@ -446,11 +447,13 @@ def _rows(runbook_base: str) -> tuple[RowSpec, ...]:
 
 
 def firing_alerts_expr() -> str:
-    """PromQL selecting the firing Building Directory alerts by name."""
-    # TODO(#5): also filter by job=~"$job" once the alert rules are known to
-    # keep the job label; an alert that aggregates it away would vanish.
-    names = sorted(i.alert.name for i in INDICATORS if i.alert is not None)
-    return f'ALERTS{{alertstate="firing",alertname=~"{"|".join(names)}"}}'
+    """PromQL selecting the bundle's firing alerts of the chosen jobs.
+
+    Every alert of the shipped rules keeps the ``job`` label (the rules
+    aggregate by it), so the annotation follows the dashboard's job variable.
+    """
+    names = sorted(alert_names())
+    return f'ALERTS{{alertstate="firing",alertname=~"{"|".join(names)}",job=~"$job"}}'
 
 
 def overview(*, runbook_base: str = DEFAULT_RUNBOOK_BASE) -> DashboardSpec:
