@@ -17,11 +17,11 @@ import random
 import sys
 import time
 from collections.abc import Sequence
+from typing import Final
 from urllib.parse import urlsplit
 
-import httpx
-
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+_TIMEOUT: Final = 10.0  # seconds per request, connecting included
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -32,9 +32,73 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     return sorted_values[rank - 1]
 
 
+class _Connection:
+    """One keep-alive HTTP/1.1 connection that POSTs JSON and reads the answer.
+
+    Hand-written rather than httpx: a general-purpose client costs more CPU
+    per request than the service it loads, and a saturated load generator
+    would measure itself. This one speaks only what the service answers:
+    ``Content-Length`` bodies, no chunked encoding.
+    """
+
+    def __init__(self, host: str, port: int, path: str) -> None:
+        self._host = host
+        self._port = port
+        self._head = (
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            "Content-Type: application/json\r\nContent-Length: "
+        ).encode()
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def post(self, body: bytes) -> int:
+        """Send one request; return the response's status code."""
+        async with asyncio.timeout(_TIMEOUT):
+            if self._reader is None or self._writer is None:
+                self._reader, self._writer = await asyncio.open_connection(
+                    self._host, self._port
+                )
+            reader, writer = self._reader, self._writer
+            writer.write(self._head + b"%d\r\n\r\n" % len(body) + body)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status, length, close = parse_head(head)
+            await reader.readexactly(length)
+        if close:
+            self.close()
+        return status
+
+    def close(self) -> None:
+        """Drop the connection; the next request opens a new one."""
+        if self._writer is not None:
+            self._writer.close()
+        self._reader = self._writer = None
+
+
+def parse_head(head: bytes) -> tuple[int, int, bool]:
+    """Return status, Content-Length and whether the server closes the line."""
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    length: int | None = None
+    close = False
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        name = name.strip().lower()
+        if name == "content-length":
+            length = int(value)
+        elif name == "connection":
+            close = value.strip().lower() == "close"
+        elif name == "transfer-encoding":
+            raise ValueError(f"unsupported Transfer-Encoding: {value.strip()}")
+    if length is None:
+        raise ValueError("the response has no Content-Length")
+    return status, length, close
+
+
+_FAILURES: Final = (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError)
+
+
 async def _worker(
-    client: httpx.AsyncClient,
-    url: str,
+    connection: _Connection,
     ids: Sequence[str],
     rng: random.Random,
     stop_at: float,
@@ -44,32 +108,34 @@ async def _worker(
 ) -> None:
     while time.perf_counter() < stop_at and budget[0] > 0:
         budget[0] -= 1
-        body = {"building_id": rng.choice(ids), "title": "Benchmark request"}
+        body = _body(rng.choice(ids), "Benchmark request")
         started = time.perf_counter()
         try:
-            response = await client.post(url, json=body)
-            ok = response.status_code < 500
-        except httpx.HTTPError:
+            ok = await connection.post(body) < 500
+        except _FAILURES:
+            connection.close()
             ok = False
         latencies.append(time.perf_counter() - started)
         if not ok:
             failures[0] += 1
+    connection.close()
 
 
-async def _warm(
-    client: httpx.AsyncClient, url: str, ids: Sequence[str], concurrency: int
-) -> None:
+def _body(building_id: str, title: str) -> bytes:
+    return json.dumps({"building_id": building_id, "title": title}).encode()
+
+
+async def _warm(connections: Sequence[_Connection], ids: Sequence[str]) -> None:
     pending = iter(ids)
 
-    async def one_worker() -> None:
+    async def one_worker(connection: _Connection) -> None:
         for building_id in pending:
-            body = {"building_id": building_id, "title": "Warm-up request"}
             try:
-                await client.post(url, json=body)
-            except httpx.HTTPError:
-                continue
+                await connection.post(_body(building_id, "Warm-up request"))
+            except _FAILURES:
+                connection.close()
 
-    await asyncio.gather(*(one_worker() for _ in range(concurrency)))
+    await asyncio.gather(*(one_worker(connection) for connection in connections))
 
 
 async def run(
@@ -85,31 +151,34 @@ async def run(
     """Load ``POST {base_url}/requests`` and return the figures.
 
     Args:
-        base_url: The service, on a loopback address.
+        base_url: The service, on a loopback address (``http`` only).
         ids: Building ids to draw from, uniformly.
-        concurrency: Requests in flight at any time.
+        concurrency: Requests in flight at any time, one connection each.
         duration: Seconds to run at most.
         max_requests: Requests to send at most.
         seed: Seed of the id choice.
         warm: Ask for every id once, untimed, before the timed run, so a
             cache starts warm and the figures describe its steady state.
     """
-    url = f"{base_url.rstrip('/')}/requests"
+    parts = urlsplit(base_url)
+    if parts.scheme != "http" or parts.hostname is None:
+        raise ValueError(f"expected an http:// URL, got {base_url!r}")
+    path = f"{parts.path.rstrip('/')}/requests"
+    connections = [
+        _Connection(parts.hostname, parts.port or 80, path) for _ in range(concurrency)
+    ]
     latencies: list[float] = []
     failures = [0]
     budget = [max_requests]
-    limits = httpx.Limits(max_connections=concurrency)
-    timeout = httpx.Timeout(10.0)
-    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
-        if warm:
-            await _warm(client, url, ids, concurrency)
-        started = time.perf_counter()
-        stop_at = started + duration
+    if warm:
+        await _warm(connections, ids)
+    started = time.perf_counter()
+    stop_at = started + duration
+    try:
         await asyncio.gather(
             *(
                 _worker(
-                    client,
-                    url,
+                    connection,
                     ids,
                     random.Random(seed + n),
                     stop_at,
@@ -117,10 +186,13 @@ async def run(
                     latencies,
                     failures,
                 )
-                for n in range(concurrency)
+                for n, connection in enumerate(connections)
             )
         )
-        elapsed = time.perf_counter() - started
+    finally:
+        for connection in connections:
+            connection.close()
+    elapsed = time.perf_counter() - started
     latencies.sort()
     return {
         "requests": len(latencies),

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from loadtests import bench
-from loadtests._loadgen import percentile
+from loadtests._loadgen import parse_head, percentile
 from loadtests.servers import RedisServer
 
 
@@ -103,6 +103,43 @@ def test_percentile_uses_nearest_rank(
 ) -> None:
     """The load generator's percentiles are nearest-rank, never interpolated."""
     assert percentile(values, fraction) == expected
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (
+            b"HTTP/1.1 201 Created\r\ncontent-length: 427\r\n"
+            b"content-type: application/json\r\n\r\n",
+            (201, 427, False),
+        ),
+        (
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+            b"Connection: close\r\n\r\n",
+            (503, 0, True),
+        ),
+    ],
+)
+def test_load_generator_reads_status_length_and_connection_close(
+    head: bytes, expected: tuple[int, int, bool]
+) -> None:
+    """The hand-written client reads what it needs from a response head."""
+    assert parse_head(head) == expected
+
+
+@pytest.mark.parametrize(
+    ("head", "message"),
+    [
+        (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n", "chunked"),
+        (b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\n", "Content-Length"),
+    ],
+)
+def test_load_generator_refuses_a_body_it_cannot_delimit(
+    head: bytes, message: str
+) -> None:
+    """A response without a Content-Length is an error, not a misread stream."""
+    with pytest.raises(ValueError, match=message):
+        parse_head(head)
 
 
 def test_load_generator_refuses_a_non_loopback_url(tmp_path: Path) -> None:
