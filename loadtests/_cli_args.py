@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from typing import Final
 
@@ -28,11 +29,13 @@ def duration(text: str) -> float:
 
 
 def positive_number(text: str) -> float:
-    """Parse a number > 0, e.g. a rate per minute."""
+    """Parse a finite number > 0, e.g. a rate per minute."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
     return value

@@ -198,7 +198,7 @@ def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> Dem
         options: What to run.
         say: Where progress lines go; ``print`` for the CLI.
     """
-    out = options.out
+    out = options.out.resolve()
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)

@@ -344,10 +344,13 @@ def run_load_test(
         StackError: The stack did not start.
     """
     chosen = get(scenario) if isinstance(scenario, str) else scenario
-    seconds = math.ceil(duration if duration is not None else chosen.duration)
+    asked = duration if duration is not None else chosen.duration
     rate = rate_per_minute if rate_per_minute is not None else chosen.rate_per_minute
-    if seconds <= 0 or rate <= 0:
-        raise LoadTestError("duration and rate must be > 0")
+    if not (math.isfinite(asked) and math.isfinite(rate)) or asked <= 0 or rate <= 0:
+        raise LoadTestError(
+            f"duration and rate must be finite and > 0, got {asked} s and {rate}/min"
+        )
+    seconds = math.ceil(asked)
     if processes < 1:
         raise LoadTestError(f"processes must be >= 1, got {processes}")
     user_count = users if users is not None else chosen.users_for(rate)
@@ -370,6 +373,8 @@ def run_load_test(
             "this run starts, or a Stack object, not just URLs"
         )
 
+    # Absolute, since Locust runs inside this folder and is told file paths.
+    report_dir = report_dir.resolve()
     _prepare(report_dir)
     own_stack: Stack | None = None
     if urls is None:

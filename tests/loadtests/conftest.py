@@ -159,16 +159,18 @@ SmokeRun = tuple[Path, int, str, float]
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
     """One ``bdobs loadtest run --scenario smoke`` for a module, as CI runs it.
 
-    It starts and stops its own stack. On a timeout it is sent SIGTERM, on
-    which it stops what it started, and is killed only if still running 30 s
-    later.
+    The report folder is given relative to the working directory, as a user
+    types it. The run starts and stops its own stack. On a timeout it is sent
+    SIGTERM, on which it stops what it started, and is killed only if still
+    running 30 s later.
     """
-    report = tmp_path_factory.mktemp("smoke-report")
+    workdir = tmp_path_factory.mktemp("smoke")
+    report = workdir / "build" / "smoke"
     argv = [sys.executable, "-m", "bdobs.cli", "loadtest", "run", "--scenario",
-            "smoke", "--report", str(report), "--quiet"]  # fmt: skip
+            "smoke", "--report", "build/smoke", "--quiet"]  # fmt: skip
     started = time.monotonic()
     process = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=workdir
     )
     try:
         output, _ = process.communicate(timeout=90)

@@ -46,6 +46,13 @@ def test_positive_number_refuses_zero() -> None:
         positive_number("0")
 
 
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "1e999"])
+def test_positive_number_refuses_what_is_not_finite(text: str) -> None:
+    """NaN and infinity are refused before any stack is started for them."""
+    with pytest.raises(argparse.ArgumentTypeError, match="finite"):
+        positive_number(text)
+
+
 def test_loadtest_run_takes_locust_workers_and_service_workers_apart() -> None:
     """--workers sets Locust worker processes; --service-workers the service's."""
     args = build_parser().parse_args(
