@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loadtests.stack import DEFAULT_WORKDIR, STATE_FILE
+from loadtests.stack import DEFAULT_WORKDIR, STATE_FILE, scrape_config
 
 _URL_ORDER = (
     "service_url",
@@ -232,6 +233,7 @@ def _up_detached(args: argparse.Namespace) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "stack.log"
     argv = [sys.executable, "-m", "bdobs.cli", "stack", "up", *_forwarded(args)]
+    earlier_log = log_path.stat().st_size if log_path.exists() else 0
     with log_path.open("ab") as log:
         owner = subprocess.Popen(
             argv,
@@ -246,10 +248,18 @@ def _up_detached(args: argparse.Namespace) -> int:
         state = read_state(workdir)
         if state is not None and (state.get("owner") or {}).get("pid") == owner.pid:
             _print_urls(state["urls"], workdir / STATE_FILE)
-            print(f"detached (pid {owner.pid}); stop it with 'bdobs stack down'")
+            if args.prometheus_url:
+                print("add this scrape job to your Prometheus:")
+                print(scrape_config(state["urls"]["service_url"], args.scrape_interval))
+            down = "bdobs stack down"
+            if workdir != DEFAULT_WORKDIR.resolve():
+                down += f" --workdir {shlex.quote(str(args.workdir))}"
+            print(f"detached (pid {owner.pid}); stop it with '{down}'")
             return 0
         if owner.poll() is not None:
-            tail = log_path.read_text(errors="replace").splitlines()[-20:]
+            with log_path.open("rb") as log:
+                log.seek(earlier_log)
+                tail = log.read().decode(errors="replace").splitlines()[-20:]
             print("error: the stack did not come up:", file=sys.stderr)
             print("\n".join(tail), file=sys.stderr)
             return 1

@@ -91,6 +91,23 @@ _multiprocess_collector: Callable[[CollectorRegistry], object] = (
 _mark_process_dead: Callable[[int], object] = multiprocess.mark_process_dead
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse_json(raw: bytes) -> Any:
+    """Parse a request body as strict JSON (no NaN or Infinity).
+
+    Raises:
+        ValueError: The body is not JSON, holds NaN or Infinity (which the
+            answer could not carry back), or nests too deep to parse.
+    """
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("the body nests too deep") from None
+
+
 class _BodyTooLarge(Exception):
     """The request body exceeds what the endpoint accepts."""
 
@@ -154,7 +171,7 @@ class _Service:
 
     async def create_request(self, request: Request) -> Response:
         try:
-            body = json.loads(await _read_body(request, MAX_REQUEST_BODY))
+            body = _parse_json(await _read_body(request, MAX_REQUEST_BODY))
         except _BodyTooLarge:
             return _error(413, "body_too_large", f"at most {MAX_REQUEST_BODY} bytes")
         except ClientDisconnect:
@@ -256,7 +273,7 @@ class _Service:
                 f"{SIGNATURE_HEADER} must be sha256=<hex HMAC-SHA256 of the body>",
             )
         try:
-            body = json.loads(raw)
+            body = _parse_json(raw)
         except ValueError:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("building_id"), str):
@@ -283,6 +300,8 @@ def _request_problem(body: object) -> str | None:
         return "building_id is required"
     if not isinstance(body["building_id"], str):
         return "building_id must be a string (a UUID)"
+    if "id" in body:
+        return "id is assigned by the service; leave it out"
     for name in ("title", "description"):
         if name in body and not isinstance(body[name], str):
             return f"{name} must be a string"

@@ -334,14 +334,7 @@ class Stack:
 
     def scrape_config(self, service_url: str | None = None) -> str:
         """Return the Prometheus scrape job that an existing Prometheus needs."""
-        target = (service_url or self.urls.service_url).removeprefix("http://")
-        return (
-            "scrape_configs:\n"
-            f"  - job_name: {JOB_NAME}\n"
-            f"    scrape_interval: {self.scrape_interval}\n"
-            "    static_configs:\n"
-            f'      - targets: ["{target}"]\n'
-        )
+        return scrape_config(service_url or self.urls.service_url, self.scrape_interval)
 
     def started_pids(self) -> dict[str, int]:
         """Return the process id of every part this stack started, running or not."""
@@ -524,6 +517,18 @@ def _named(
 # --------------------------------------------------------------------------
 # Stopping a stack from another process
 # --------------------------------------------------------------------------
+
+
+def scrape_config(service_url: str, scrape_interval: str) -> str:
+    """Return the scrape job an existing Prometheus needs for the service."""
+    target = service_url.removeprefix("http://")
+    return (
+        "scrape_configs:\n"
+        f"  - job_name: {JOB_NAME}\n"
+        f"    scrape_interval: {scrape_interval}\n"
+        "    static_configs:\n"
+        f'      - targets: ["{target}"]\n'
+    )
 
 
 def read_state(workdir: Path = DEFAULT_WORKDIR) -> dict[str, Any] | None:

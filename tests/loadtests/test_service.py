@@ -151,6 +151,19 @@ def test_invalid_building_is_refused_with_a_clear_error(
             json.dumps({"building_id": _ACTIVE[-1], "title": 5}).encode(),
             id="title-not-a-string",
         ),
+        pytest.param(
+            b'{"building_id": "%s", "title": "x", "cost": NaN}' % _ACTIVE[-1].encode(),
+            id="nan",
+        ),
+        pytest.param(
+            b'{"building_id": "%s", "x": %s%s}'
+            % (_ACTIVE[-1].encode(), b"[" * 20_000, b"]" * 20_000),
+            id="nested-too-deep",
+        ),
+        pytest.param(
+            json.dumps({"building_id": _ACTIVE[-1], "id": "chosen"}).encode(),
+            id="id-chosen-by-the-caller",
+        ),
     ],
 )
 def test_malformed_body_answers_400(service_url: str, content: bytes) -> None:

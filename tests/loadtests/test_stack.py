@@ -155,6 +155,7 @@ def test_cli_up_detached_then_down_leaves_no_process(cli_workdir: Path) -> None:
     )  # fmt: skip
 
     assert service.status_code == 200
+    assert f"bdobs stack down --workdir {workdir}'" in up.stdout
     assert len(pids) >= 7  # owner, redis, simulator, prometheus, service + 2 workers
     assert down.returncode == 0, down.stdout + down.stderr
     assert "service" in down.stdout
