@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -170,12 +171,23 @@ def _load(args: argparse.Namespace) -> int:
         report = load_rules(
             args.prometheus_url, args.rules_dir, text, timeout=args.timeout
         )
-    except (OSError, AlertsError) as error:
-        print(f"error: {error}")
+    except OSError as error:
+        print(f"error: {error.filename}: {error.strerror}", file=sys.stderr)
+        return 1
+    except AlertsError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 1
     print(
         f"loaded {report.path} ({', '.join(report.groups)}) in {report.seconds:.1f} s"
     )
+    if report.shown_from:
+        print(
+            f"warning: Prometheus names {', '.join(report.shown_from)} as the file "
+            f"of these groups, not {report.path}; unless it sees this folder "
+            "under another path (a container mount), it is not reading the "
+            "file just written",
+            file=sys.stderr,
+        )
     if report.backup is not None:
         print(f"previous file kept as {report.backup}")
     return 0

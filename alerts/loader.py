@@ -58,12 +58,16 @@ class LoadReport:
         backup: The copy of the previous file, or None if there was none.
         groups: The names of the groups Prometheus now shows from the file.
         seconds: How long the whole load took.
+        shown_from: The paths Prometheus names as the groups' file, when
+            that is not ``path`` (Prometheus sees the folder under another
+            path, as in a container, or reads the same rules elsewhere).
     """
 
     path: Path
     backup: Path | None
     groups: tuple[str, ...]
     seconds: float
+    shown_from: tuple[str, ...] = ()
 
 
 def load_rules(
@@ -105,6 +109,11 @@ def load_rules(
     had_previous = live.exists()
 
     candidate = _write_candidate(rules_dir, filename, text)
+    # mkstemp makes the file 0600; Prometheus may run as another user.
+    if had_previous:
+        shutil.copymode(live, candidate)
+    else:
+        candidate.chmod(0o644)
     try:
         try:
             validate(candidate)
@@ -131,7 +140,7 @@ def load_rules(
     ) as client:
         try:
             _reload(client)
-            _wait_for_groups(client, expected, filename, started + timeout)
+            sources = _wait_for_groups(client, expected, filename, started + timeout)
         except (ReloadError, RulesNotLoadedError) as error:
             restored = _restore(live, backup if had_previous else None)
             again = _reload_quietly(client)
@@ -142,6 +151,7 @@ def load_rules(
         backup=backup if had_previous else None,
         groups=tuple(expected),
         seconds=time.monotonic() - started,
+        shown_from=tuple(sorted(sources - {str(live), str(live.resolve())})),
     )
 
 
@@ -238,11 +248,12 @@ def _wait_for_groups(
     expected: dict[str, list[_RuleKey]],
     filename: str,
     deadline: float,
-) -> None:
+) -> set[str]:
+    """Wait until Prometheus shows every group; return the files it names."""
     while True:
-        missing = _missing_groups(client, expected, filename)
+        missing, sources = _missing_groups(client, expected, filename)
         if not missing:
-            return
+            return sources
         if time.monotonic() >= deadline:
             raise RulesNotLoadedError(
                 f"Prometheus reloaded but does not show {', '.join(missing)} from "
@@ -253,18 +264,23 @@ def _wait_for_groups(
 
 def _missing_groups(
     client: httpx.Client, expected: dict[str, list[_RuleKey]], filename: str
-) -> list[str]:
-    """Return the expected groups Prometheus does not show as in the file."""
+) -> tuple[list[str], set[str]]:
+    """Return the expected groups Prometheus does not show as in the file,
+    and the file paths it names for those it does show."""
     try:
         response = client.get("/api/v1/rules")
         response.raise_for_status()
         groups = response.json()["data"]["groups"]
     except (httpx.HTTPError, ValueError, KeyError) as error:
         logger.debug("rules API not readable yet: %s", error)
-        return sorted(expected)
-    shown = {
-        group["name"]: [_api_rule_key(rule) for rule in group.get("rules", [])]
-        for group in groups
-        if Path(group.get("file", "")).name == filename
-    }
-    return [name for name, rules in expected.items() if shown.get(name) != rules]
+        return sorted(expected), set()
+    shown: dict[str, list[_RuleKey]] = {}
+    sources: set[str] = set()
+    for group in groups:
+        file = str(group.get("file", ""))
+        if Path(file).name != filename or group["name"] not in expected:
+            continue
+        shown[group["name"]] = [_api_rule_key(r) for r in group.get("rules", [])]
+        sources.add(file)
+    missing = [name for name, rules in expected.items() if shown.get(name) != rules]
+    return missing, sources

@@ -176,7 +176,7 @@ def test_load_of_a_broken_file_exits_1_and_keeps_the_live_one(
     )
 
     assert code == 1
-    assert "error: promtool check rules failed" in capsys.readouterr().out
+    assert "error: promtool check rules failed" in capsys.readouterr().err
     assert (prometheus.rules_dir / RULES_FILENAME).read_text() == render_rules()
 
 

@@ -49,6 +49,8 @@ def test_load_puts_the_rules_live_and_prometheus_shows_them(
     assert report.path == prometheus.rules_dir / RULES_FILENAME
     assert report.path.read_text() == default_rules_text
     assert report.backup is None
+    assert report.shown_from == ()
+    assert report.path.stat().st_mode & 0o777 == 0o644  # readable by Prometheus
     assert list(report.groups) == group_names()
     assert sorted(shown) == sorted(group_names())
     assert sum(len(rules) for rules in shown.values()) == default_rules_text.count(
@@ -138,6 +140,30 @@ def test_a_folder_prometheus_does_not_read_times_out_and_is_undone(
         load_rules(prometheus.url, elsewhere, default_rules_text, timeout=1.0)
 
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_replaced_file_keeps_the_mode_it_had(
+    prometheus: PrometheusServer, default_rules_text: str
+) -> None:
+    """A file the operator made group-readable only stays so after a load."""
+    live = load_rules(prometheus.url, prometheus.rules_dir, default_rules_text).path
+    live.chmod(0o640)
+
+    load_rules(prometheus.url, prometheus.rules_dir, render_rules(DEMO_CONFIG))
+
+    assert live.stat().st_mode & 0o777 == 0o640
+
+
+def test_the_same_rules_read_from_another_folder_are_reported(
+    prometheus: PrometheusServer, default_rules_text: str, tmp_path: Path
+) -> None:
+    """Prometheus showing the groups from another file does not pass silently."""
+    load_rules(prometheus.url, prometheus.rules_dir, default_rules_text)
+    elsewhere = tmp_path / "not-read"
+
+    report = load_rules(prometheus.url, elsewhere, default_rules_text)
+
+    assert report.shown_from == (str(prometheus.rules_dir / RULES_FILENAME),)
 
 
 def test_an_unreachable_prometheus_keeps_the_previous_file(
