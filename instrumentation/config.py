@@ -39,6 +39,7 @@ variable                        meaning                              default
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import uuid
 from collections.abc import Mapping
@@ -87,6 +88,7 @@ class Settings:
         for name in (
             "cache_ttl",
             "negative_ttl",
+            "stale_max_age",
             "near_cache_ttl",
             "redis_timeout",
             "breaker_cooldown",
@@ -95,33 +97,37 @@ class Settings:
             "pool_timeout",
             "deadline",
         ):
-            if getattr(self, name) <= 0:
-                raise ConfigurationError(
-                    f"{name} must be > 0, got {getattr(self, name)}"
-                )
+            value = getattr(self, name)
+            if not math.isfinite(value):
+                raise ConfigurationError(f"{_named(name)} must be finite, got {value}")
+            if value <= 0 and name != "stale_max_age":
+                raise ConfigurationError(f"{_named(name)} must be > 0, got {value}")
         if self.stale_max_age < 0:
             raise ConfigurationError(
-                f"stale_max_age must be >= 0, got {self.stale_max_age}"
+                f"{_named('stale_max_age')} must be >= 0, got {self.stale_max_age}"
             )
         if self.near_cache_size < 0:
             raise ConfigurationError(
-                f"near_cache_size must be >= 0, got {self.near_cache_size}"
+                f"{_named('near_cache_size')} must be >= 0, got {self.near_cache_size}"
             )
         if self.near_cache_ttl > self.cache_ttl:
             raise ConfigurationError(
-                f"near_cache_ttl ({self.near_cache_ttl}) must not exceed "
-                f"cache_ttl ({self.cache_ttl})"
+                f"{_named('near_cache_ttl')} ({self.near_cache_ttl}) must not exceed "
+                f"{_named('cache_ttl')} ({self.cache_ttl})"
             )
         if self.max_connections < 1:
             raise ConfigurationError(
-                f"max_connections must be >= 1, got {self.max_connections}"
+                f"{_named('max_connections')} must be >= 1, got {self.max_connections}"
             )
         if self.breaker_threshold < 1:
             raise ConfigurationError(
-                f"breaker_threshold must be >= 1, got {self.breaker_threshold}"
+                f"{_named('breaker_threshold')} must be >= 1, "
+                f"got {self.breaker_threshold}"
             )
         if not 0 <= self.retries <= 10:
-            raise ConfigurationError(f"retries must be 0 to 10, got {self.retries}")
+            raise ConfigurationError(
+                f"{_named('retries')} must be 0 to 10, got {self.retries}"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -169,6 +175,11 @@ _VARIABLES: Final[dict[str, tuple[str, type]]] = {
     "max_connections": ("BUILDING_DIRECTORY_MAX_CONNECTIONS", int),
     "retries": ("BUILDING_DIRECTORY_RETRIES", int),
 }
+
+
+def _named(field_name: str) -> str:
+    """Name a field with its environment variable, e.g. ``retries (...)``."""
+    return f"{field_name} ({_VARIABLES[field_name][0]})"
 
 
 def _parse(variable: str, raw: str, kind: type) -> object:

@@ -53,7 +53,9 @@ def test_from_env_reads_values() -> None:
             id="size-not-an-integer",
         ),
         pytest.param(
-            {"CACHE_REQUEST_TTL": "0"}, "cache_ttl must be > 0", id="ttl-zero"
+            {"CACHE_REQUEST_TTL": "0"},
+            "cache_ttl (CACHE_REQUEST_TTL) must be > 0",
+            id="ttl-zero",
         ),
         pytest.param(
             {"REDIS_URL": "http://127.0.0.1:6379"},
@@ -72,17 +74,28 @@ def test_from_env_reads_values() -> None:
         ),
         pytest.param(
             {"CACHE_NEAR_TTL": "600"},
-            "near_cache_ttl (600.0) must not exceed cache_ttl (300.0)",
+            "near_cache_ttl (CACHE_NEAR_TTL) (600.0) must not exceed "
+            "cache_ttl (CACHE_REQUEST_TTL) (300.0)",
             id="near-ttl-above-ttl",
         ),
         pytest.param(
             {"BUILDING_DIRECTORY_RETRIES": "11"},
-            "retries must be 0 to 10, got 11",
+            "retries (BUILDING_DIRECTORY_RETRIES) must be 0 to 10, got 11",
             id="retries",
         ),
         pytest.param(
+            {"REDIS_TIMEOUT": "nan"},
+            "redis_timeout (REDIS_TIMEOUT) must be finite, got nan",
+            id="timeout-nan",
+        ),
+        pytest.param(
+            {"CACHE_NEGATIVE_TTL": "inf"},
+            "negative_ttl (CACHE_NEGATIVE_TTL) must be finite, got inf",
+            id="ttl-infinite",
+        ),
+        pytest.param(
             {"CACHE_NEAR_SIZE": "-1"},
-            "near_cache_size must be >= 0, got -1",
+            "near_cache_size (CACHE_NEAR_SIZE) must be >= 0, got -1",
             id="negative-size",
         ),
     ],
