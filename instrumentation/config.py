@@ -177,6 +177,10 @@ _VARIABLES: Final[dict[str, tuple[str, type]]] = {
 }
 
 
+#: Every environment variable :meth:`Settings.from_env` reads.
+ENVIRONMENT_VARIABLES: Final = tuple(variable for variable, _ in _VARIABLES.values())
+
+
 def _named(field_name: str) -> str:
     """Name a field with its environment variable, e.g. ``retries (...)``."""
     return f"{field_name} ({_VARIABLES[field_name][0]})"

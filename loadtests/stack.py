@@ -30,11 +30,15 @@ import signal
 import sys
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
 
+from instrumentation._redis_client import is_cluster_url
+from instrumentation.config import ENVIRONMENT_VARIABLES
 from loadtests import _pids
 from loadtests.servers import (
     LOOPBACK,
@@ -119,6 +123,8 @@ class Stack:
         simulator_size: Number of buildings in the simulator.
         service_env: More environment variables for the service; they win
             over the stack's own (``{"REDIS_URL": ""}`` runs it without cache).
+            The client's variables of this process's environment are not
+            passed on: the service's settings are the stack's and these.
         rules_dir: A folder of rule files for the stack's Prometheus, instead
             of its own (initially empty) rules folder.
         webhook_secret: The service's webhook secret; a random one unless given
@@ -221,6 +227,10 @@ class Stack:
 
     def _start_parts(self) -> StackUrls:
         redis_url = self.redis_url
+        if redis_url is not None:
+            _check_given_redis(redis_url, min(self.timeout, 5.0))
+        if self.directory_url is not None:
+            _check_given_directory(self.directory_url, min(self.timeout, 5.0))
         if redis_url is None:
             redis = RedisServer(self.workdir / "redis")
             self._redis = redis
@@ -276,7 +286,10 @@ class Stack:
             "--workers", str(self.service_workers),
             "--metrics-dir", str(self.workdir / "service-metrics"),
         ]  # fmt: skip
+        # The client's variables of the caller's shell (CACHE_NEAR_SIZE,
+        # REDIS_TIMEOUT, ...) stay out: a run depends only on what it is given.
         env = {
+            **dict.fromkeys(ENVIRONMENT_VARIABLES, ""),
             "REDIS_URL": redis_url,
             "BUILDING_DIRECTORY_URL": directory_url,
             "WEBHOOK_SECRET": self.webhook_secret,
@@ -497,6 +510,55 @@ class Stack:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _redacted(url: str) -> str:
+    """Return ``url`` without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _check_given_redis(url: str, timeout: float) -> None:
+    """Raise StackError unless the Redis given to the stack answers PING."""
+    from redis import Redis
+    from redis.backoff import NoBackoff
+    from redis.exceptions import RedisError
+    from redis.retry import Retry
+
+    plain = url.replace("+cluster://", "://", 1) if is_cluster_url(url) else url
+    try:
+        client = Redis.from_url(
+            plain,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
+        with client:
+            client.ping()
+    except (RedisError, OSError, ValueError) as error:
+        raise StackError(
+            f"the Redis given to the stack ({_redacted(url)}, from --redis-url or "
+            f"$REDIS_URL) does not answer PING: {error}"
+        ) from error
+
+
+def _check_given_directory(url: str, timeout: float) -> None:
+    """Raise StackError unless the Building Directory given answers HTTP at all."""
+    probe = f"{url.rstrip('/')}/api/v1/buildings/{uuid.UUID(int=0)}"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(probe, timeout=timeout):
+            pass
+    except urllib.error.HTTPError:
+        return  # any answer, 404 included, means it is there
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise StackError(
+            f"the Building Directory given to the stack ({_redacted(url)}, from "
+            f"--directory-url or $BUILDING_DIRECTORY_URL) does not answer: {error}"
+        ) from error
 
 
 def _named(

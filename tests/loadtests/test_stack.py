@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from instrumentation.indicators import CACHE_HIT_RATE
 from loadtests import simulator
-from loadtests.servers import RedisServer, port_open
+from loadtests.servers import RedisServer, free_port, port_open
 from loadtests.stack import JOB_NAME, Stack, StackError, read_state, stop_from_state
 
 T = TypeVar("T")
@@ -318,3 +318,38 @@ def test_existing_servers_are_used_instead_of_starting_them(
     assert (urls.redis_url, urls.directory_url) == (redis_server.url, simulator_url)
     assert building.status_code == 200
     assert redis_server.alive()
+
+
+@pytest.mark.parametrize("part", ["redis", "directory"])
+def test_a_given_server_that_does_not_answer_is_named_before_anything_starts(
+    tmp_path: Path, part: str
+) -> None:
+    """A dead --redis-url or --directory-url stops 'up' at once, saying which."""
+    dead = free_port()  # nothing listens there
+    given = (
+        {"redis_url": f"redis://:secret@127.0.0.1:{dead}/0"}
+        if part == "redis"
+        else {"directory_url": f"http://127.0.0.1:{dead}"}
+    )
+    stack = Stack(tmp_path / "stack", prometheus=False, **given)
+
+    with pytest.raises(StackError) as raised:
+        stack.start()
+
+    message = str(raised.value)
+    assert str(dead) in message
+    assert "secret" not in message
+    assert "does not answer" in message
+    assert stack.pids() == {}
+
+
+def test_the_callers_client_variables_do_not_reach_the_stacks_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CACHE_NEAR_SIZE exported in the shell does not change a stack's service."""
+    monkeypatch.setenv("CACHE_NEAR_SIZE", "not a number")  # would stop the service
+
+    with Stack(tmp_path / "stack", prometheus=False, simulator_latency=0) as urls:
+        health = httpx.get(f"{urls.service_url}/healthz")
+
+    assert health.status_code == 200
