@@ -91,7 +91,7 @@ def prometheus_datasource(
                 "type": "prometheus",
                 "access": "proxy",
                 "url": url,
-                "isDefault": True,
+                "isDefault": False,  # an existing default stays the default
                 "editable": False,
                 "jsonData": {
                     "timeInterval": scrape_interval,

@@ -54,7 +54,7 @@ def test_inhibit_rules_name_alerts_that_exist() -> None:
 
     names = set(re.findall(r'^alertname="(\w+)"$', "\n".join(matchers), re.M))
 
-    assert len(matchers) == len(names) == 4
+    assert len(matchers) == len(names) == 6
     assert names <= set(alert_names())
 
 

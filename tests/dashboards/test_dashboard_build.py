@@ -159,7 +159,7 @@ def test_datasource_file_provisions_the_prometheus_the_dashboards_query(
     [source] = document["datasources"]
     assert source["type"] == "prometheus"
     assert source["url"] == "http://127.0.0.1:19090"
-    assert source["isDefault"] is True
+    assert source["isDefault"] is False  # never clashes with an existing default
     assert source["jsonData"]["timeInterval"] == "2s"
 
 
