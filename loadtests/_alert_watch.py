@@ -134,6 +134,14 @@ class AlertWatch:
             for event in self.events:
                 lines.append(
                     f"| {event.at:.1f} | {event.alert} | {event.state} | "
-                    f"{event.severity} | {event.value} |"
+                    f"{event.severity} | {_readable(event.value)} |"
                 )
         return "\n".join(lines) + "\n"
+
+
+def _readable(value: str) -> str:
+    """Prometheus's ``1.4138731436138863e-01`` as ``0.1414``; text as it is."""
+    try:
+        return f"{float(value):.4g}"
+    except ValueError:
+        return value

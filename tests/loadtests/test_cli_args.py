@@ -29,6 +29,7 @@ def test_duration_reads_units(text: str, seconds: float) -> None:
     "text",
     [
         pytest.param("0s", id="zero"),
+        pytest.param("99999m", id="longer-than-a-day"),
         pytest.param("-5", id="negative"),
         pytest.param("5 minutes", id="spelled-out"),
         pytest.param("", id="empty"),
