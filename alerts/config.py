@@ -34,6 +34,7 @@ A configuration file overrides only what it names::
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -350,6 +351,8 @@ class RuleConfig:
             windows = (override.long_window, override.short_window)
             if name not in BURN_ALERTS and any(w is not None for w in windows):
                 raise ConfigError(f"{where}: only burn-rate alerts take windows")
+            if override.threshold is not None:
+                _check_threshold(f"{where}.threshold", name, override.threshold)
             if override.severity is not None and override.severity not in SEVERITIES:
                 raise ConfigError(
                     f"{where}.severity: {override.severity!r}; known: {SEVERITIES}"
@@ -371,6 +374,24 @@ class RuleConfig:
                     f"alerts.{name}: short_window {short_window} must be shorter "
                     f"than long_window {long_window}"
                 )
+
+
+def _check_threshold(where: str, alert: str, value: object) -> None:
+    """A ratio's threshold lies in 0..1; a latency's or burn rate's is > 0."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+    ):
+        raise ConfigError(f"{where}: {value!r} is not a finite number")
+    units = {i.alert.name: i.unit for i in INDICATORS if i.alert is not None}
+    if units.get(alert) == "ratio":
+        if not 0 <= value <= 1:
+            raise ConfigError(
+                f"{where}: {value} is not a ratio between 0 and 1 (write 0.4 for 40 %)"
+            )
+    elif value <= 0:
+        raise ConfigError(f"{where}: must be > 0, got {value}")
 
 
 def _check_duration(where: str, value: object) -> None:

@@ -136,6 +136,21 @@ def test_unknown_keys_are_rejected_by_name(data: object, message: str) -> None:
             id="short-not-shorter",
         ),
         pytest.param(
+            {"alerts": {"BuildingCacheHitRateLow": {"threshold": 5}}},
+            "not a ratio between 0 and 1",
+            id="hit-rate-threshold-in-percent",
+        ),
+        pytest.param(
+            {"alerts": {"BuildingDirectoryLatencyHigh": {"threshold": -1}}},
+            "must be > 0",
+            id="negative-latency-threshold",
+        ),
+        pytest.param(
+            {"alerts": {BURN_FAST: {"threshold": float("nan")}}},
+            "not a finite number",
+            id="nan-burn-rate",
+        ),
+        pytest.param(
             {"alerts": {TARGET_DOWN: {"severity": "urgent"}}},
             "severity",
             id="unknown-severity",
