@@ -38,10 +38,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from instrumentation.indicators import Series
 from loadtests._checks import (
     Check,
     RunFacts,
     achieved_rate_check,
+    counter_increase,
     show,
     target_check,
 )
@@ -380,6 +382,14 @@ def _notes(
         notes.append(
             f"Locust counted {locust_totals.get('requests')} requests, the raw "
             f"samples {len(facts.samples)}; the verdict uses the raw samples"
+        )
+    validated = round(counter_increase(facts, Series("building_validations_total")))
+    if validated >= 20 and len(facts.samples) < 0.9 * validated:
+        notes.append(
+            f"the service validated {validated} requests during the run but only "
+            f"{len(facts.samples)} raw samples were read: samples were lost or "
+            "written elsewhere, or other clients loaded the service too; the "
+            "checks built on the samples do not describe all of its traffic"
         )
     failed_steps = [event for event in fault_log if not event.ok]
     if failed_steps:

@@ -517,6 +517,27 @@ def test_achieved_rate_short_of_the_asked_rate_fails() -> None:
     assert verdict.check("achieved_rate").value == pytest.approx(1200)
 
 
+@pytest.mark.parametrize(("samples", "noted"), [(0, True), (500, True), (600, False)])
+def test_samples_far_fewer_than_the_service_counted_are_noted(
+    samples: int, noted: bool
+) -> None:
+    """Samples that went missing are said, not taken for a load not delivered."""
+    service = _Service()
+    before = service.scrape(1000.0)
+    service.count(hits=590, misses=10, valid=600)
+    facts = _facts(
+        _samples(samples, spacing=20 / 600), [before, service.scrape(1020.0)],
+        duration=20, rate=1800,
+    )  # fmt: skip
+
+    verdict = judge(SMOKE, SMOKE.workload, facts, users=15)
+
+    lost = [note for note in verdict.notes if "raw samples were read" in note]
+    assert bool(lost) is noted
+    if noted:
+        assert f"validated 600 requests during the run but only {samples}" in lost[0]
+
+
 def test_report_files_hold_the_documented_fields(tmp_path: Path) -> None:
     """verdict.json holds scenario, workload, and each target's name, value, result."""
     verdict = judge(SMOKE, Workload(), _verdict_facts(), users=15, processes=2)
