@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from loadtests._cli_args import duration, positive_number
+
+#: Seconds: below this the baseline has too few requests to judge anything.
+MIN_BASELINE: Final = 20.0
 
 
 def register(subparsers: Any) -> None:
@@ -25,7 +28,8 @@ def register(subparsers: Any) -> None:
         "--duration",
         type=duration,
         default=120.0,
-        help="baseline duration, e.g. 30s, 2m (default) or 5m for the full baseline",
+        help="baseline duration, at least 20s: e.g. 30s, 2m (default) or 5m for the "
+        "full baseline",
     )
     parser.add_argument(
         "--rate",
@@ -64,6 +68,13 @@ def register(subparsers: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from loadtests.demo import DemoOptions, run_demo, summary_table
 
+    if args.duration < MIN_BASELINE:
+        print(
+            f"error: --duration must be at least {MIN_BASELINE:g}s: a shorter "
+            "baseline has too few requests to judge any target",
+            file=sys.stderr,
+        )
+        return 2
     options = DemoOptions(
         out=args.out,
         duration=args.duration,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
-from bdobs.cli import build_parser
+from bdobs.cli import build_parser, main
 from loadtests._cli_args import duration, positive_number
 
 
@@ -63,3 +64,14 @@ def test_loadtest_run_takes_locust_workers_and_service_workers_apart() -> None:
 
     assert (args.processes, args.service_workers) == (2, 3)
     assert (args.duration, args.rate) == (300.0, 300.0)
+
+
+def test_demo_refuses_a_baseline_too_short_to_judge(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 1 s demo stops at once instead of failing after minutes of fault phase."""
+    code = main(["demo", "--duration", "1s", "--out", str(tmp_path / "demo")])
+
+    assert code == 2
+    assert "at least 20s" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()
