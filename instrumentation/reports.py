@@ -15,7 +15,9 @@ class WarmReport:
     """How a cache warming went; each distinct id is counted once.
 
     Attributes:
-        fetched: Buildings fetched from the Building Directory and cached.
+        fetched: Buildings fetched from the Building Directory; written to
+            Redis unless Redis was failing, which the cache's ``error``
+            operations count (and the near cache, when it is on).
         cached: Buildings that were already cached, fresh.
         not_found: Ids the Building Directory does not know (now negatively
             cached, or already were).
