@@ -56,6 +56,7 @@ from typing import Any, Final, TypeAlias
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import MaxConnectionsError, RedisError
 
+from instrumentation import _json
 from instrumentation._breaker import CircuitBreaker
 from instrumentation._redis_client import REDIS_FAILURES, RedisClient, connect
 from instrumentation.config import Settings
@@ -109,7 +110,7 @@ def decode(raw: bytes | str, building_id: str) -> Cached | None:
         this building.
     """
     try:
-        envelope = json.loads(raw)
+        envelope = _json.loads(raw)
     except ValueError:  # includes UnicodeDecodeError
         return None
     if type(envelope) is not dict or envelope.get("schema") != SCHEMA_VERSION:

@@ -27,7 +27,6 @@ answer, WARNING when it failed. httpx logs every attempt at INFO on its own
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -35,6 +34,7 @@ from typing import Any, Final, Literal
 
 import httpx
 
+from instrumentation import _json
 from instrumentation.config import Settings
 from instrumentation.errors import (
     ConfigurationError,
@@ -225,10 +225,11 @@ class Upstream:
 
 def _parse(content: bytes, building_id: str) -> dict[str, Any]:
     try:
-        body = json.loads(content)
+        body = _json.loads(content)
     except ValueError as exc:  # includes UnicodeDecodeError
         raise UpstreamParseError(
-            "the Building Directory answered 200 with a body that is not JSON"
+            f"the Building Directory answered 200 with a body that is not "
+            f"strict JSON: {exc}"
         ) from exc
     if not isinstance(body, dict):
         raise UpstreamParseError(

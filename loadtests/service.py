@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hmac
-import json
 import logging
 import os
 import shutil
@@ -71,6 +70,7 @@ from instrumentation import (
     InvalidBuildingIdError,
     Settings,
     UpstreamError,
+    _json,
 )
 from loadtests.servers import LOOPBACK
 
@@ -89,23 +89,6 @@ _multiprocess_collector: Callable[[CollectorRegistry], object] = (
     multiprocess.MultiProcessCollector
 )
 _mark_process_dead: Callable[[int], object] = multiprocess.mark_process_dead
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _parse_json(raw: bytes) -> Any:
-    """Parse a request body as strict JSON (no NaN or Infinity).
-
-    Raises:
-        ValueError: The body is not JSON, holds NaN or Infinity (which the
-            answer could not carry back), or nests too deep to parse.
-    """
-    try:
-        return json.loads(raw, parse_constant=_refuse_constant)
-    except RecursionError:
-        raise ValueError("the body nests too deep") from None
 
 
 class _BodyTooLarge(Exception):
@@ -171,7 +154,7 @@ class _Service:
 
     async def create_request(self, request: Request) -> Response:
         try:
-            body = _parse_json(await _read_body(request, MAX_REQUEST_BODY))
+            body = _json.loads(await _read_body(request, MAX_REQUEST_BODY))
         except _BodyTooLarge:
             return _error(413, "body_too_large", f"at most {MAX_REQUEST_BODY} bytes")
         except ClientDisconnect:
@@ -273,7 +256,7 @@ class _Service:
                 f"{SIGNATURE_HEADER} must be sha256=<hex HMAC-SHA256 of the body>",
             )
         try:
-            body = _parse_json(raw)
+            body = _json.loads(raw)
         except ValueError:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("building_id"), str):

@@ -199,6 +199,16 @@ async def test_errors_are_never_cached(
             b'{"schema": 1, "fetched_at": 1e18, "building": {"id": "other"}}',
             id="other-building",
         ),
+        pytest.param(
+            b'{"schema": 1, "fetched_at": NaN, "building": null}', id="nan-time"
+        ),
+        pytest.param(
+            b'{"schema": 1, "fetched_at": 1e18, "building": '
+            + b"[" * 50_000
+            + b"]" * 50_000
+            + b"}",
+            id="nested-too-deep",
+        ),
     ],
 )
 async def test_unreadable_entry_counts_as_miss_and_error_and_is_overwritten(

@@ -195,6 +195,53 @@ async def test_body_that_is_not_the_building_is_a_parse_error(
     assert keys == []
 
 
+_DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        pytest.param(b'{"id": "%s", "floors": NaN}', id="nan"),
+        pytest.param(b'{"id": "%s", "name": -Infinity}', id="infinity"),
+        pytest.param(b'{"id": "%s", "name": "\\ud800 tower"}', id="lone-surrogate"),
+        pytest.param(b'{"id": "%s", "x": ' + _DEEP + b"}", id="nested-too-deep"),
+    ],
+)
+async def test_what_python_reads_but_json_is_not_is_a_parse_error(
+    client: BuildingDirectoryClient,
+    directory: FakeDirectory,
+    redis_raw: Any,
+    tenant: str,
+    value: Callable[..., float],
+    template: bytes,
+) -> None:
+    """NaN, a lone surrogate or deep nesting is refused at the door, not cached."""
+    building_id = str(uuid.uuid4())
+    directory.script(building_id, Scripted(200, template % building_id.encode()))
+
+    with pytest.raises(UpstreamParseError, match="strict JSON"):
+        await client.get_building(building_id)
+
+    assert value("building_directory_errors_total", error_type="parse_error") == 1
+    assert value("building_directory_errors_total", error_type="unknown") == 0
+    keys = [key async for key in redis_raw.scan_iter(match=f"*{{{tenant}}}*")]
+    assert keys == []
+
+
+async def test_an_escaped_surrogate_pair_is_one_character_and_fine(
+    client: BuildingDirectoryClient, directory: FakeDirectory
+) -> None:
+    """The strict check refuses lone halves only, not characters beyond the BMP."""
+    building_id = str(uuid.uuid4())
+    body = b'{"id": "%s", "name": "Tower \\ud83c\\udfe2"}' % building_id.encode()
+    directory.script(building_id, Scripted(200, body))
+
+    building = await client.get_building(building_id)
+
+    assert building is not None
+    assert building["name"] == "Tower \U0001f3e2"
+
+
 async def test_refused_connection_is_retried_then_unknown_error(
     settings: Settings,
     metrics: BuildingDirectoryMetrics,

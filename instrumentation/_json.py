@@ -1,0 +1,46 @@
+"""Strict JSON: what the client reads from the upstream and from Redis.
+
+Python's :func:`json.loads` accepts more than JSON: ``NaN`` and ``Infinity``,
+escaped lone surrogates (``"\\ud800"``), and nesting deep enough to raise
+:class:`RecursionError`. A building holding any of them cannot be written back
+as JSON or UTF-8 by the service that uses it, so it is refused where it is
+read, as an unreadable body (a counted ``parse_error``), not discovered later
+as a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Final
+
+#: An escaped UTF-16 surrogate; only its presence makes the full check run.
+_SURROGATE_ESCAPE: Final = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE_TEXT: Final = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads(raw: bytes | str) -> Any:
+    """Parse strict JSON.
+
+    Raises:
+        ValueError: Not JSON or not UTF-8; ``NaN`` or ``Infinity``; a lone
+            surrogate; nesting too deep to parse.
+    """
+    try:
+        value = json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("the JSON nests too deep") from None
+    if isinstance(raw, bytes):
+        suspicious = _SURROGATE_ESCAPE.search(raw) is not None
+    else:
+        suspicious = _SURROGATE_ESCAPE_TEXT.search(raw) is not None
+    if suspicious:
+        try:  # a valid pair decodes to one character; a lone half cannot encode
+            json.dumps(value, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise ValueError("the JSON holds a lone UTF-16 surrogate") from None
+    return value
