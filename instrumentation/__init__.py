@@ -26,6 +26,7 @@ from instrumentation.coordinates import Coordinates, read_coordinates
 from instrumentation.denormalize import EnrichedRequest
 from instrumentation.errors import (
     BuildingDirectoryError,
+    ClientClosedError,
     ConfigurationError,
     DenormalizationError,
     InvalidBuildingIdError,
@@ -44,6 +45,7 @@ __all__ = [
     "BuildingDirectoryClient",
     "BuildingDirectoryError",
     "BuildingDirectoryMetrics",
+    "ClientClosedError",
     "ConfigurationError",
     "Coordinates",
     "DenormalizationError",

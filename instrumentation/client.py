@@ -56,6 +56,7 @@ from instrumentation.config import Settings
 from instrumentation.coordinates import Coordinates, read_coordinates
 from instrumentation.denormalize import EnrichedRequest, denormalize
 from instrumentation.errors import (
+    ClientClosedError,
     DenormalizationError,
     InvalidBuildingIdError,
     UpstreamError,
@@ -120,6 +121,7 @@ class BuildingDirectoryClient:
             else None
         )
         self._counts_cache = self._cache is not None or self._near is not None
+        self._closed = False
         self._resolver = Resolver(settings, self._upstream, self._cache, self._near)
         self._listener = (
             InvalidationListener(
@@ -150,6 +152,8 @@ class BuildingDirectoryClient:
         self._denormalized = metrics.denormalization
 
     async def __aenter__(self) -> BuildingDirectoryClient:
+        if self._closed:
+            raise ClientClosedError()
         starting = []
         if self._cache is not None:
             starting.append(self._cache.start())
@@ -168,7 +172,14 @@ class BuildingDirectoryClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop listening and shared fetches still running; close both pools."""
+        """Stop listening and shared fetches still running; close both pools.
+
+        Every later call raises :class:`ClientClosedError`; closing again
+        does nothing.
+        """
+        if self._closed:
+            return
+        self._closed = True
         if self._listener is not None:
             await self._listener.aclose()
         await self._resolver.aclose()
@@ -190,10 +201,13 @@ class BuildingDirectoryClient:
 
         Raises:
             InvalidBuildingIdError: The id is malformed; nothing was called.
+            ClientClosedError: The client was closed.
             UpstreamError: The Building Directory failed and no stale copy
                 could stand in. The subclass tells timeout, HTTP error,
                 unreadable body and anything else apart.
         """
+        if self._closed:
+            raise ClientClosedError()
         start = _perf_counter()
         near = self._near
         if near is not None and type(building_id) is str:
@@ -355,6 +369,8 @@ class BuildingDirectoryClient:
         Returns:
             How many were fetched, already cached, unknown, or failed.
         """
+        if self._closed:
+            raise ClientClosedError()
         counts = {"fetched": 0, "cached": 0, "not_found": 0, "failed": 0}
         gate = asyncio.Semaphore(max(1, concurrency))
 
@@ -409,6 +425,8 @@ class BuildingDirectoryClient:
         Raises:
             InvalidBuildingIdError: The id is malformed.
         """
+        if self._closed:
+            raise ClientClosedError()
         canonical = canonical_building_id(building_id)
         dropped = self.forget_local(canonical)
         self._resolver.invalidate(canonical)
@@ -454,6 +472,8 @@ class BuildingDirectoryClient:
             ``degraded`` when Redis is down (or its circuit breaker open) or the
             last upstream fetch failed; ``ok`` otherwise.
         """
+        if self._closed:
+            raise ClientClosedError()
         reasons: list[str] = []
         redis: RedisState = "disabled"
         if self._cache is not None:

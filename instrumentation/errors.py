@@ -40,7 +40,25 @@ class InvalidBuildingIdError(BuildingDirectoryError, ValueError):
         self.building_id = building_id
         super().__init__(
             f"building_id must be a UUID such as "
-            f"'3f2b8c1e-0d4a-4c5e-9b7a-2e6f1d0c9a8b', got {building_id!r}"
+            f"'3f2b8c1e-0d4a-4c5e-9b7a-2e6f1d0c9a8b', got {_shortened(building_id)}"
+        )
+
+
+def _shortened(value: object, limit: int = 80) -> str:
+    """Return ``repr(value)``, cut to ``limit`` characters for messages."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 20]}... ({len(text)} characters)"
+
+
+class ClientClosedError(BuildingDirectoryError, RuntimeError):
+    """The client was closed; its pools are gone. Create a new client."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this BuildingDirectoryClient is closed; create a new one (one per "
+            "process, opened at start-up and closed at shutdown)"
         )
 
 

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from instrumentation import (
     BuildingDirectoryClient,
     BuildingDirectoryMetrics,
+    ClientClosedError,
     InvalidBuildingIdError,
     Settings,
     UpstreamHTTPError,
@@ -274,6 +275,38 @@ async def test_two_clients_with_their_own_registries_count_apart(
         for r in registries
     ]
     assert counts == [2, 1]
+
+
+async def test_a_closed_client_says_so_for_every_call(
+    settings: Settings,
+    directory: FakeDirectory,
+    make_building: Callable[..., dict[str, Any]],
+) -> None:
+    """After aclose, even a cached id raises ClientClosedError; reopening too."""
+    building_id = directory.add(make_building())
+    client = BuildingDirectoryClient(
+        settings.replace(near_cache_size=10),
+        metrics=BuildingDirectoryMetrics(CollectorRegistry()),
+    )
+    async with client:
+        await client.get_building(building_id)  # now in Redis and the near cache
+    await client.aclose()  # closing twice is harmless
+
+    calls = {
+        "get_building": client.get_building(building_id),
+        "validate": client.validate(building_id),
+        "enrich_request": client.enrich_request({}, building_id),
+        "warm": client.warm([building_id]),
+        "invalidate": client.invalidate(building_id),
+        "health": client.health(),
+    }
+    for call in calls.values():
+        with pytest.raises(ClientClosedError, match="create a new one"):
+            await call
+    with pytest.raises(ClientClosedError):
+        async with client:
+            pass
+    assert directory.calls[building_id] == 1
 
 
 async def test_clients_without_metrics_share_the_default_registry(

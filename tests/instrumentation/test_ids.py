@@ -34,3 +34,14 @@ def test_cache_key_holds_schema_tenant_hash_tag_and_id() -> None:
     assert cache_key(TENANT, BUILDING.upper()) == (
         f"bdobs:v1:{{{TENANT}}}:building:{BUILDING}"
     )
+
+
+def test_invalid_building_id_error_shortens_a_huge_value() -> None:
+    """A megabyte id is named by its start and length, not echoed whole."""
+    with pytest.raises(InvalidBuildingIdError) as raised:
+        canonical_building_id("x" * 1_000_000)
+
+    message = str(raised.value)
+    assert len(message) < 200
+    assert "'xxxxxxxx" in message
+    assert "(1000002 characters)" in message
