@@ -60,6 +60,7 @@ from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -137,7 +138,9 @@ def sign(body: bytes, secret: str) -> str:
 def _signature_valid(body: bytes, header: str | None, secret: str) -> bool:
     if not header:
         return False
-    return hmac.compare_digest(header.strip().encode(), sign(body, secret).encode())
+    # The scheme name and the hex digits may come in either case.
+    given = header.strip().lower().encode()
+    return hmac.compare_digest(given, sign(body, secret).encode())
 
 
 class _Service:
@@ -345,6 +348,20 @@ def create_app(
             ),
         ],
         lifespan=lifespan,
+        exception_handlers={HTTPException: _http_exception},
+    )
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    """Answer an unknown path or method in the service's JSON error shape."""
+    if not isinstance(exc, HTTPException):
+        raise exc
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    return _error(
+        exc.status_code,
+        codes.get(exc.status_code, "http_error"),
+        f"{request.method} {request.url.path}: {exc.detail}",
+        **(exc.headers or {}),
     )
 
 

@@ -251,16 +251,23 @@ def test_webhook_with_a_bad_signature_is_refused_and_drops_nothing(
     assert after["hit"] - before["hit"] == 1
 
 
+@pytest.mark.parametrize("spelling", [str, str.upper], ids=["lower", "upper"])
 def test_webhook_with_a_good_signature_drops_the_entry(
-    service_url: str, fresh_ids: _Ids, webhook_secret: str
+    service_url: str,
+    fresh_ids: _Ids,
+    webhook_secret: str,
+    spelling: Callable[[str], str],
 ) -> None:
-    """A signed webhook answers 204 and the next request misses and refetches."""
+    """A signed webhook answers 204 and the next request misses and refetches.
+
+    ``SHA256=<HEX>`` is the same signature as ``sha256=<hex>``.
+    """
     building_id = fresh_ids.take()
     body = json.dumps({"building_id": building_id}).encode()
     _post(service_url, building_id)
     before = cache_ops(service_url)
 
-    response = _webhook(service_url, body, sign(body, webhook_secret))
+    response = _webhook(service_url, body, spelling(sign(body, webhook_secret)))
     _post(service_url, building_id)
     after = cache_ops(service_url)
 
@@ -372,3 +379,21 @@ def test_two_workers_report_the_counts_of_the_whole_service(
     assert len(workers) == 2
     assert statuses == {201}
     assert set(counts) == {(requests, requests, 0)}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/no-such-thing", 404, "not_found"),
+        ("GET", "/requests", 405, "method_not_allowed"),
+    ],
+)
+def test_unknown_paths_and_methods_answer_in_the_json_error_shape(
+    service_url: str, method: str, path: str, status: int, code: str
+) -> None:
+    """Every error the service gives is JSON with a code and a detail."""
+    response = httpx.request(method, f"{service_url}{path}")
+
+    assert response.status_code == status
+    assert response.json()["error"] == code
+    assert path in response.json()["detail"]
