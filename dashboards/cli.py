@@ -5,8 +5,33 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 DEFAULT_OUT = Path("build/dashboards")
+
+
+def _http_url(text: str) -> str:
+    """An http(s) URL with a host, as Grafana's data source needs."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in text:
+        raise argparse.ArgumentTypeError(
+            f"expected an http:// or https:// URL with a host, got {text!r}"
+        )
+    return text
+
+
+def _prometheus_duration(text: str) -> str:
+    """A Prometheus duration above zero, such as 15s or 1m."""
+    from alerts.config import duration_seconds
+    from alerts.errors import ConfigError
+
+    try:
+        seconds = duration_seconds(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be longer than 0, got {text!r}")
+    return text
 
 
 def register(subparsers: Any) -> None:
@@ -32,11 +57,13 @@ def register(subparsers: Any) -> None:
     _add_runbook_base(build)
     build.add_argument(
         "--prometheus-url",
+        type=_http_url,
         help="Prometheus address in the data source file (default: a loopback "
         "placeholder, http://127.0.0.1:9090)",
     )
     build.add_argument(
         "--scrape-interval",
+        type=_prometheus_duration,
         help="Prometheus scrape interval, for $__rate_interval (default 15s)",
     )
     build.add_argument(
@@ -60,6 +87,7 @@ def register(subparsers: Any) -> None:
     )
     check.add_argument(
         "--rate-interval",
+        type=_prometheus_duration,
         default="1m",
         help="what $__rate_interval stands for in the queries (1m)",
     )

@@ -83,3 +83,28 @@ def test_grafanalib_generate_dashboard_builds_the_same_dashboard(
     assert raw["schemaVersion"] == 12  # grafanalib's own, unmodernized
     spec = overview()
     assert modernize(raw, spec.datasource) == render(spec)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--scrape-interval", "banana", "not a Prometheus duration"),
+        ("--scrape-interval", "0s", "longer than 0"),
+        ("--prometheus-url", "ftp://x y", "http:// or https://"),
+        ("--prometheus-url", "http://", "with a host"),
+    ],
+)
+def test_build_refuses_values_grafana_could_not_use(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    option: str,
+    value: str,
+    message: str,
+) -> None:
+    """A bad data source value is a usage error, and nothing is written."""
+    with pytest.raises(SystemExit) as raised:
+        main(["dashboards", "build", "--out", str(tmp_path / "out"), option, value])
+
+    assert raised.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
