@@ -18,6 +18,8 @@ import dataclasses
 from typing import Final
 
 from alerts import alert_names
+from alerts.config import DEFAULT_CONFIG
+from alerts.rules import build_rules
 from dashboards.spec import (
     Annotation,
     DashboardSpec,
@@ -32,7 +34,6 @@ from instrumentation.indicators import (
     CACHE_ERROR_RATE,
     CACHE_HIT_RATE,
     ERROR_RATE,
-    INDICATORS,
     LATENCY_P95,
     TARGET_INDICATORS,
     UPSTREAM_AVAILABILITY,
@@ -281,8 +282,18 @@ def _common_prefix(names: list[str]) -> str:
     return prefix
 
 
+def _alert_summaries() -> dict[str, str]:
+    """Every alert of the shipped rules, in rule order, with its summary."""
+    return {
+        rule["alert"]: rule["annotations"]["summary"]
+        for group in build_rules(DEFAULT_CONFIG)["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+
+
 def _alert_list() -> PanelSpec:
-    names = sorted(i.alert.name for i in INDICATORS if i.alert is not None)
+    names = sorted(alert_names())
     return PanelSpec(
         kind="alertlist",
         title="Firing and pending alerts",
@@ -464,9 +475,8 @@ def overview(*, runbook_base: str = DEFAULT_RUNBOOK_BASE) -> DashboardSpec:
             link is ``<runbook_base>/<AlertName>.md``.
     """
     runbooks = tuple(
-        link
-        for indicator in INDICATORS
-        for link in _runbook_links(indicator, runbook_base)
+        Link(f"Runbook: {name}", runbook_url(runbook_base, name), summary)
+        for name, summary in _alert_summaries().items()
     )
     return DashboardSpec(
         uid=OVERVIEW_UID,
