@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,10 @@ def _run(args: argparse.Namespace) -> int:
     from loadtests.bench import format_report, run_bench
 
     if args.rounds < 3:
-        print("error: --rounds must be at least 3 for a median and a spread")
+        print(
+            "error: --rounds must be at least 3 for a median and a spread",
+            file=sys.stderr,
+        )
         return 2
     scale = 0.1 if args.quick else 1.0
     print("benchmarking: starting redis-server and the simulator on loopback ...")
@@ -52,4 +56,13 @@ def _run(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(report.to_json())
         print(f"wrote {args.json}")
-    return 0 if all(goal.met for goal in report.goals) else 1
+    missed = [goal for goal in report.goals if not goal.met]
+    if missed:
+        print(
+            f"exit 1: {len(missed)} of {len(report.goals)} goals missed on this "
+            "machine in this run (see [MISS] above); timing goals vary with load "
+            "and machine, so compare medians over several runs"
+        )
+        return 1
+    print(f"all {len(report.goals)} goals met")
+    return 0

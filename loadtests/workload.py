@@ -220,8 +220,8 @@ class Workload:
             "404 expected)",
             f"inactive buildings: {e['inactive_share']:.1%} of the requests "
             "(422 expected)",
-            f"valid share: {e['valid_share']:.1%} (the most the validation success "
-            "rate can reach)",
+            f"valid share: {e['valid_share']:.1%} expected (the validation success "
+            "rate this workload gives on average; a run's own draws vary around it)",
             f"expected cache hit rate over {requests} requests from a cold cache: "
             f"{e['hit_rate']:.1%}",
             f"draws seeded with {self.seed}; each Locust user has its own stream",
