@@ -307,7 +307,7 @@ class RuleConfig:
         for name in ("window", "evaluation_interval"):
             value = getattr(self, name)
             if value is not None:
-                _check_duration(name, value)
+                _check_window(name, value)
         if not self.job or any(c in self.job for c in '"\\\n'):
             raise ConfigError(
                 f"job: {self.job!r} must be a non-empty plain label value"
@@ -319,6 +319,25 @@ class RuleConfig:
                 raise ConfigError(f"{label!r} is not a usable Prometheus label name")
         if not self.by:
             raise ConfigError("aggregation_labels: keep at least 'job'")
+        if len(set(self.by)) != len(self.by) or "le" in self.by:
+            raise ConfigError(
+                f"aggregation_labels {list(self.by)}: each label once, and not "
+                "'le' (the histogram rules add it themselves)"
+            )
+        reserved = sorted(
+            set(self.extra_labels) & {self.severity_label, "alertname", *self.by}
+        )
+        if reserved:
+            raise ConfigError(
+                f"extra_labels: {reserved} are set by the rules themselves; "
+                "use severity_names or the alert's own settings"
+            )
+        for severity, label_value in self.severity_names.items():
+            if not isinstance(label_value, str) or not label_value.strip():
+                raise ConfigError(
+                    f"severity_names.{severity}: {label_value!r} must be a non-empty "
+                    "label value (Prometheus drops empty labels, and routing with them)"
+                )
         missing = sorted(set(self.selector_labels) - set(self.by))
         if missing:
             raise ConfigError(
@@ -357,16 +376,24 @@ class RuleConfig:
                 raise ConfigError(
                     f"{where}.severity: {override.severity!r}; known: {SEVERITIES}"
                 )
+            if override.for_ is not None:
+                _check_duration(f"{where}.for", override.for_)
             for key, value in (
-                ("for", override.for_),
                 ("long_window", override.long_window),
                 ("short_window", override.short_window),
             ):
                 if value is not None:
-                    _check_duration(f"{where}.{key}", value)
+                    _check_window(f"{where}.{key}", value)
         merged = self.alert_settings()
         for name in BURN_ALERTS:
             settings = merged[name]
+            burn = cast(float, settings.threshold)
+            if burn * self.error_budget >= 1:
+                raise ConfigError(
+                    f"alerts.{name}.threshold: a burn rate of {burn:g} with an error "
+                    f"budget of {self.error_budget:g} needs more than 100 % of "
+                    "lookups to fail, so the alert could never fire"
+                )
             long_window = cast(str, settings.long_window)
             short_window = cast(str, settings.short_window)
             if duration_seconds(short_window) >= duration_seconds(long_window):
@@ -392,6 +419,13 @@ def _check_threshold(where: str, alert: str, value: object) -> None:
             )
     elif value <= 0:
         raise ConfigError(f"{where}: must be > 0, got {value}")
+
+
+def _check_window(where: str, value: object) -> None:
+    """A rate window or interval: a Prometheus duration longer than zero."""
+    _check_duration(where, value)
+    if duration_seconds(cast(str, value)) <= 0:
+        raise ConfigError(f"{where}: {value!r} must be longer than 0")
 
 
 def _check_duration(where: str, value: object) -> None:

@@ -135,6 +135,37 @@ def test_unknown_keys_are_rejected_by_name(data: object, message: str) -> None:
             "must be shorter than long_window",
             id="short-not-shorter",
         ),
+        pytest.param({"window": "0s"}, "longer than 0", id="zero-window"),
+        pytest.param(
+            {"alerts": {BURN_FAST: {"long_window": "0m"}}},
+            "longer than 0",
+            id="zero-burn-window",
+        ),
+        pytest.param(
+            {"alerts": {BURN_FAST: {"threshold": 200}}},
+            "could never fire",
+            id="burn-rate-above-everything-failing",
+        ),
+        pytest.param(
+            {"severity_names": {"critical": ""}},
+            "non-empty label value",
+            id="empty-severity-name",
+        ),
+        pytest.param(
+            {"extra_labels": {"severity": "x"}},
+            "set by the rules themselves",
+            id="extra-label-overrides-severity",
+        ),
+        pytest.param(
+            {"aggregation_labels": ["job", "le"]},
+            "not 'le'",
+            id="aggregating-by-le",
+        ),
+        pytest.param(
+            {"aggregation_labels": ["job", "job"]},
+            "each label once",
+            id="aggregating-twice",
+        ),
         pytest.param(
             {"alerts": {"BuildingCacheHitRateLow": {"threshold": 5}}},
             "not a ratio between 0 and 1",
