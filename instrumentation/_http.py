@@ -4,14 +4,17 @@
 fetch makes up to ``1 + Settings.retries`` attempts, all within
 ``Settings.deadline``; only failures that are safe and worth repeating are
 retried (a connection that could not be made, 5xx, 429), after a short jittered
-backoff that never outlasts the deadline. 404 is an answer (None), never an
-error. Everything else becomes an :class:`~instrumentation.errors.UpstreamError`:
+backoff, or the wait a ``Retry-After`` header asks for when that is longer; a
+wait that would outlast the deadline is not started, and the error is raised.
+404 is an answer (None), never an error. Everything else becomes an
+:class:`~instrumentation.errors.UpstreamError`:
 
 * no answer in time (connect, read or pool timeout, or the deadline) →
   ``UpstreamTimeoutError`` (``timeout``);
 * a status other than 200 and 404 → ``UpstreamHTTPError`` (``http_error``);
 * a 200 whose body is not a JSON object with the requested ``id`` (HTML,
-  invalid JSON, another building) → ``UpstreamParseError`` (``parse_error``);
+  invalid or non-strict JSON, another building), or any body over
+  ``MAX_BODY_BYTES`` → ``UpstreamParseError`` (``parse_error``);
 * anything else on the way (connection refused or reset, protocol error) →
   ``UpstreamUnknownError`` (``unknown``).
 
@@ -27,6 +30,7 @@ answer, WARNING when it failed. httpx logs every attempt at INFO on its own
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import logging
 import random
 import time
@@ -52,6 +56,8 @@ UpstreamState = Literal["ok", "failing", "unknown"]
 
 _BACKOFF_BASE: Final = 0.05  # seconds before the first retry, before jitter
 _BACKOFF_CAP: Final = 0.5
+#: The largest body read from the Building Directory; a building is about 1 KiB.
+MAX_BODY_BYTES: Final = 1024 * 1024
 # Failures where the request surely never reached the application.
 _RETRYABLE_TRANSPORT: Final = (httpx.ConnectError, httpx.ConnectTimeout)
 
@@ -165,6 +171,8 @@ class Upstream:
                 if attempt > self._retries or not _retryable(exc):
                     raise
                 delay = _backoff(attempt)
+                if isinstance(exc, UpstreamHTTPError) and exc.retry_after is not None:
+                    delay = max(delay, exc.retry_after)  # the server knows best
                 if time.perf_counter() - started + delay >= self._deadline:
                     raise  # the deadline would expire while waiting
                 logger.debug(
@@ -181,7 +189,9 @@ class Upstream:
         self._active.inc()
         try:
             try:
-                response = await self._client.get(path)
+                async with self._client.stream("GET", path) as response:
+                    # Read every body, so the connection goes back to the pool.
+                    content = await _read_capped(response)
             except httpx.TimeoutException as exc:
                 raise UpstreamTimeoutError(
                     f"the Building Directory did not answer in time ({_name(exc)})"
@@ -190,8 +200,6 @@ class Upstream:
                 raise UpstreamUnknownError(
                     f"calling the Building Directory failed ({_name(exc)})"
                 ) from exc
-            # TODO(#2): honour Retry-After on 429/503 when it fits the deadline,
-            # and cap the size of the body read.
             status = response.status_code
             if status == 404:
                 outcome = "not_found"
@@ -200,8 +208,9 @@ class Upstream:
                 raise UpstreamHTTPError(
                     f"the Building Directory answered HTTP {status}",
                     status_code=status,
+                    retry_after=_retry_after(response.headers.get("retry-after")),
                 )
-            building = _parse(response.content, building_id)
+            building = _parse(content, building_id)
             outcome = "success"
             return building
         finally:
@@ -243,6 +252,43 @@ def _parse(content: bytes, building_id: str) -> dict[str, Any]:
             f"{building_id}"
         )
     return body
+
+
+async def _read_capped(response: httpx.Response) -> bytes:
+    """Read a body of at most ``MAX_BODY_BYTES``; a longer one is unreadable."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise UpstreamParseError(
+            f"the Building Directory announced a {declared}-byte body; a building "
+            f"takes at most {MAX_BODY_BYTES}"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise UpstreamParseError(
+                f"the Building Directory sent more than {MAX_BODY_BYTES} bytes; "
+                "a building takes fewer"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Read ``Retry-After`` (seconds, or an HTTP date) as seconds from now."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _retryable(exc: UpstreamError) -> bool:

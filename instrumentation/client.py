@@ -493,5 +493,7 @@ class BuildingDirectoryClient:
 def _copy(error: UpstreamError) -> UpstreamError:
     """Return a new exception like ``error``, for one of the callers sharing it."""
     if isinstance(error, UpstreamHTTPError):
-        return UpstreamHTTPError(str(error), status_code=error.status_code)
+        return UpstreamHTTPError(
+            str(error), status_code=error.status_code, retry_after=error.retry_after
+        )
     return type(error)(str(error))

@@ -87,13 +87,17 @@ class UpstreamHTTPError(UpstreamError):
 
     Attributes:
         status_code: The HTTP status of the last attempt.
+        retry_after: Seconds its ``Retry-After`` header asked to wait, or None.
     """
 
     error_type: ClassVar[ErrorType] = "http_error"
 
-    def __init__(self, message: str, *, status_code: int) -> None:
+    def __init__(
+        self, message: str, *, status_code: int, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.retry_after = retry_after
 
 
 class UpstreamParseError(UpstreamError):

@@ -45,12 +45,13 @@ def make_building(building_id: str | None = None, **fields: Any) -> dict[str, An
 
 @dataclass(frozen=True)
 class Scripted:
-    """One scripted answer: status, raw body, content type, delay before it."""
+    """One scripted answer: status, raw body, content type, delay, more headers."""
 
     status: int = 200
     body: bytes = b""
     content_type: str = "application/json"
     delay: float = 0.0
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class FakeDirectory:
@@ -125,7 +126,10 @@ class FakeDirectory:
             {
                 "type": "http.response.start",
                 "status": answer.status,
-                "headers": [(b"content-type", answer.content_type.encode())],
+                "headers": [
+                    (b"content-type", answer.content_type.encode()),
+                    *((k.encode(), v.encode()) for k, v in answer.headers),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": answer.body})

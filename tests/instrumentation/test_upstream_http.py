@@ -120,6 +120,60 @@ async def test_other_statuses_are_not_retried(
     assert directory.calls[building_id] == 1
 
 
+async def test_retry_after_that_fits_the_deadline_is_waited_for(
+    client: BuildingDirectoryClient,
+    directory: FakeDirectory,
+    make_building: Callable[..., dict[str, Any]],
+) -> None:
+    """A 503 asking for 1 s is retried after 1 s, not after the 50 ms backoff."""
+    building = make_building()
+    directory.add(building)
+    directory.script(
+        building["id"], Scripted(503, b"busy", headers=(("Retry-After", "1"),))
+    )
+
+    started = time.perf_counter()
+    answer = await client.get_building(building["id"])
+
+    assert answer == building
+    assert time.perf_counter() - started >= 0.95
+    assert directory.calls[building["id"]] == 2
+
+
+async def test_retry_after_past_the_deadline_fails_at_once(
+    client: BuildingDirectoryClient, directory: FakeDirectory
+) -> None:
+    """A 429 asking for 100 s is not waited for: the 2 s deadline could not hold."""
+    building_id = str(uuid.uuid4())
+    directory.always(
+        building_id, Scripted(429, b"slow down", headers=(("Retry-After", "100"),))
+    )
+
+    with pytest.raises(UpstreamHTTPError) as raised:
+        await client.get_building(building_id)
+
+    assert raised.value.status_code == 429
+    assert raised.value.retry_after == 100
+    assert directory.calls[building_id] == 1
+
+
+async def test_a_body_over_the_cap_is_a_parse_error(
+    client: BuildingDirectoryClient,
+    directory: FakeDirectory,
+    value: Callable[..., float],
+) -> None:
+    """A 2 MiB answer is not read whole into memory; it is an unreadable body."""
+    building_id = str(uuid.uuid4())
+    padding = b"x" * (2 * 1024 * 1024)
+    body = b'{"id": "%s", "pad": "%s"}' % (building_id.encode(), padding)
+    directory.script(building_id, Scripted(200, body))
+
+    with pytest.raises(UpstreamParseError, match="bytes"):
+        await client.get_building(building_id)
+
+    assert value("building_directory_errors_total", error_type="parse_error") == 1
+
+
 async def test_slow_answer_is_a_timeout_error(
     settings: Settings,
     metrics: BuildingDirectoryMetrics,
