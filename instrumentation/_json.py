@@ -23,6 +23,10 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+#: One decoder for every call: ``json.loads`` with any option builds a new one.
+_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def loads(raw: bytes | str) -> Any:
     """Parse strict JSON.
 
@@ -31,7 +35,8 @@ def loads(raw: bytes | str) -> Any:
             surrogate; nesting too deep to parse.
     """
     try:
-        value = json.loads(raw, parse_constant=_refuse_constant)
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        value = _DECODER.decode(text)
     except RecursionError:
         raise ValueError("the JSON nests too deep") from None
     if isinstance(raw, bytes):
