@@ -71,6 +71,11 @@ logger = logging.getLogger(__name__)
 
 _perf_counter: Final = time.perf_counter
 
+#: Invalidations waiting for Redis at most; past this, new ones are only logged.
+MAX_PENDING_INVALIDATIONS: Final = 10_000
+_RETRY_FIRST: Final = 0.5  # seconds before the first retry of an invalidation
+_RETRY_CAP: Final = 5.0
+
 
 @functools.cache
 def _default_metrics() -> BuildingDirectoryMetrics:
@@ -122,6 +127,10 @@ class BuildingDirectoryClient:
         )
         self._counts_cache = self._cache is not None or self._near is not None
         self._closed = False
+        # Invalidations Redis could not take: id -> when to stop trying
+        # (time.monotonic), retried by one task until Redis takes them.
+        self._pending: dict[str, float] = {}
+        self._retrier: asyncio.Task[None] | None = None
         self._resolver = Resolver(settings, self._upstream, self._cache, self._near)
         self._listener = (
             InvalidationListener(
@@ -180,6 +189,16 @@ class BuildingDirectoryClient:
         if self._closed:
             return
         self._closed = True
+        if self._retrier is not None:
+            self._retrier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retrier
+            if self._pending:
+                logger.warning(
+                    "closing with %d invalidation(s) Redis never took; other "
+                    "processes may serve old copies until they expire",
+                    len(self._pending),
+                )
         if self._listener is not None:
             await self._listener.aclose()
         await self._resolver.aclose()
@@ -418,9 +437,11 @@ class BuildingDirectoryClient:
 
         Returns:
             Whether an entry was dropped from Redis or this process's near
-            cache. If Redis cannot be reached, only this process's near cache is
-            dropped (logged as a WARNING): other processes keep their copies for
-            up to ``cache_ttl`` (Redis) or ``near_cache_ttl`` (near caches).
+            cache. If Redis cannot be reached, this process's near cache is
+            dropped at once and the Redis delete and announcement are retried
+            in the background (backing off from 0.5 s to 5 s) until Redis
+            takes them, for as long as an old copy could still be in Redis
+            (``cache_ttl + stale_max_age``); one WARNING says so.
 
         Raises:
             InvalidBuildingIdError: The id is malformed.
@@ -432,18 +453,70 @@ class BuildingDirectoryClient:
         self._resolver.invalidate(canonical)
         if self._cache is not None:
             deleted = await self._cache.delete(canonical)
-            if deleted is None:
-                # TODO(#2): retry or queue invalidations Redis could not take.
-                logger.warning(
-                    "could not delete building %s from Redis; other processes may "
-                    "serve the old copy for up to %g s",
-                    canonical,
-                    self.settings.cache_ttl,
-                )
-            else:
-                await self._cache.publish(canonical)
+            if deleted is None or not await self._cache.publish(canonical):
+                self._retry_later(canonical)
             dropped = dropped or bool(deleted)
         return dropped
+
+    def _retry_later(self, building_id: str) -> None:
+        """Queue an invalidation Redis could not take; start the retrier."""
+        if (
+            building_id not in self._pending
+            and len(self._pending) >= MAX_PENDING_INVALIDATIONS
+        ):
+            logger.error(
+                "%d invalidations already wait for Redis; building %s is not "
+                "queued, other processes may serve its old copy until it expires",
+                len(self._pending),
+                building_id,
+            )
+            return
+        settings = self.settings
+        first = not self._pending
+        self._pending[building_id] = (
+            time.monotonic() + settings.cache_ttl + settings.stale_max_age
+        )
+        # One WARNING per outage, not one per invalidation.
+        logger.log(
+            logging.WARNING if first else logging.DEBUG,
+            "Redis did not take the invalidation of building %s; retrying it "
+            "(and any that follow) in the background until Redis answers",
+            building_id,
+        )
+        if self._retrier is None or self._retrier.done():
+            self._retrier = asyncio.get_running_loop().create_task(
+                self._retry_invalidations()
+            )
+
+    async def _retry_invalidations(self) -> None:
+        """Apply the queued invalidations to Redis once it answers again."""
+        cache = self._cache
+        if cache is None:
+            return
+        delay = _RETRY_FIRST
+        while self._pending:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RETRY_CAP)
+            for building_id, give_up in list(self._pending.items()):
+                if time.monotonic() >= give_up:
+                    self._pending.pop(building_id, None)
+                    logger.warning(
+                        "gave up the invalidation of building %s: any old copy "
+                        "has expired from Redis by now",
+                        building_id,
+                    )
+                    continue
+                if await cache.delete(building_id) is None:
+                    break  # still failing: wait, then try them all again
+                if not await cache.publish(building_id):
+                    break
+                self._pending.pop(building_id, None)
+                logger.info(
+                    "invalidation of building %s applied now that Redis answers",
+                    building_id,
+                )
+            else:
+                delay = _RETRY_FIRST
 
     def forget_local(self, building_id: str) -> bool:
         """Drop a building from this process's near cache only.
@@ -481,6 +554,10 @@ class BuildingDirectoryClient:
             redis = "ok" if problem is None else "down"
             if problem is not None:
                 reasons.append(problem)
+        if self._pending:
+            reasons.append(
+                f"{len(self._pending)} invalidation(s) wait for Redis to take them"
+            )
         upstream = self._upstream.state
         if upstream == "failing":
             reasons.append(

@@ -10,8 +10,15 @@ from typing import Any
 
 import pytest
 from fake_directory import FakeDirectory
+from redis.asyncio import Redis
 
-from instrumentation import BuildingDirectoryClient, BuildingDirectoryMetrics, Settings
+from instrumentation import (
+    BuildingDirectoryClient,
+    BuildingDirectoryMetrics,
+    Settings,
+    cache_key,
+)
+from instrumentation._cache import invalidation_channel
 from loadtests.servers import RedisServer
 
 #: Generous: a lookup must never stall for seconds, whatever Redis does.
@@ -159,3 +166,47 @@ async def test_open_breaker_counts_one_cache_error_per_skipped_lookup(
 
     assert errors - errors_before == 5
     assert misses - misses_before == 5
+
+
+async def test_an_invalidation_redis_could_not_take_is_applied_when_it_answers(
+    own_redis: RedisServer,
+    fault_settings: Settings,
+    metrics: BuildingDirectoryMetrics,
+    directory: FakeDirectory,
+    make_building: Callable[..., dict[str, Any]],
+) -> None:
+    """Redis frozen during an invalidation: the delete and the announcement follow."""
+    building_id = directory.add(make_building())
+    key = cache_key(fault_settings.tenant_id, building_id)
+    raw = Redis.from_url(own_redis.url)
+    listener = raw.pubsub()
+    await listener.subscribe(invalidation_channel(fault_settings.tenant_id))
+
+    async with BuildingDirectoryClient(fault_settings, metrics=metrics) as client:
+        await client.get_building(building_id)
+        assert await raw.exists(key) == 1
+        own_redis.pause()
+        try:
+            dropped = await client.invalidate(building_id)
+            waiting = await client.health()
+        finally:
+            own_redis.resume()
+        for _ in range(100):  # the retrier's first try comes after 0.5 s
+            if not await raw.exists(key):
+                break
+            await asyncio.sleep(0.05)
+        gone = await raw.exists(key) == 0
+        announced = [
+            message["data"]
+            for message in [await listener.get_message(timeout=1) for _ in range(3)]
+            if message is not None and message["type"] == "message"
+        ]
+        settled = await client.health()
+
+    await listener.aclose()
+    await raw.aclose()
+    assert dropped is False  # nothing was dropped while Redis was frozen
+    assert any("1 invalidation(s) wait for Redis" in r for r in waiting.reasons)
+    assert gone
+    assert announced == [building_id.encode()]
+    assert not any("invalidation" in r for r in settled.reasons)
