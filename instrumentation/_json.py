@@ -14,9 +14,14 @@ import json
 import re
 from typing import Any, Final
 
-#: An escaped UTF-16 surrogate; only its presence makes the full check run.
-_SURROGATE_ESCAPE: Final = re.compile(rb"\\u[dD][89a-fA-F]")
-_SURROGATE_ESCAPE_TEXT: Final = re.compile(r"\\u[dD][89a-fA-F]")
+_HIGH: Final = r"\\u[dD][89abAB][0-9a-fA-F]{2}"
+_LOW: Final = r"\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+#: An escaped surrogate half without its partner. Pairs (characters beyond the
+#: BMP, which ``json.dumps`` escapes) do not match, so valid text costs one
+#: scan; a match is confirmed below (an escaped backslash can mimic one).
+_LONE: Final = rf"{_HIGH}(?!{_LOW})|(?<!{_HIGH}){_LOW}"
+_LONE_SURROGATE: Final = re.compile(_LONE.encode())
+_LONE_SURROGATE_TEXT: Final = re.compile(_LONE)
 
 
 def _refuse_constant(name: str) -> Any:
@@ -40,11 +45,11 @@ def loads(raw: bytes | str) -> Any:
     except RecursionError:
         raise ValueError("the JSON nests too deep") from None
     if isinstance(raw, bytes):
-        suspicious = _SURROGATE_ESCAPE.search(raw) is not None
+        suspicious = _LONE_SURROGATE.search(raw) is not None
     else:
-        suspicious = _SURROGATE_ESCAPE_TEXT.search(raw) is not None
+        suspicious = _LONE_SURROGATE_TEXT.search(raw) is not None
     if suspicious:
-        try:  # a valid pair decodes to one character; a lone half cannot encode
+        try:  # a lone half cannot be encoded
             json.dumps(value, ensure_ascii=False).encode()
         except UnicodeEncodeError:
             raise ValueError("the JSON holds a lone UTF-16 surrogate") from None

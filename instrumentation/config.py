@@ -100,12 +100,13 @@ class Settings:
             value = getattr(self, name)
             if not math.isfinite(value):
                 raise ConfigurationError(f"{_named(name)} must be finite, got {value}")
-            if value <= 0 and name != "stale_max_age":
+            if name == "stale_max_age":  # 0 turns stale-if-error off
+                if value < 0:
+                    raise ConfigurationError(
+                        f"{_named(name)} must be >= 0, got {value}"
+                    )
+            elif value <= 0:
                 raise ConfigurationError(f"{_named(name)} must be > 0, got {value}")
-        if self.stale_max_age < 0:
-            raise ConfigurationError(
-                f"{_named('stale_max_age')} must be >= 0, got {self.stale_max_age}"
-            )
         if self.near_cache_size < 0:
             raise ConfigurationError(
                 f"{_named('near_cache_size')} must be >= 0, got {self.near_cache_size}"

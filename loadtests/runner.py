@@ -37,8 +37,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -51,7 +49,7 @@ from loadtests._samples import STARTED_FILE, read_samples, sample_files
 from loadtests._scrape import Scrape, ScrapeError, fetch
 from loadtests.scenarios import FaultStep, Scenario, get
 from loadtests.servers import LOOPBACK, ServerError, free_port
-from loadtests.stack import Stack, StackError, StackUrls
+from loadtests.stack import Stack, StackError, StackUrls, send_faults
 from loadtests.verdict import FaultEvent, Verdict, judge, write_report
 from loadtests.workload import Workload
 
@@ -143,9 +141,11 @@ class _Faults:
     def _apply(self, step: FaultStep) -> None:
         if step.action == "set_faults":
             self.simulator_touched = True
-            _put_faults(self.directory_url, "PUT", dict(step.faults))
+            send_faults(
+                self.directory_url, "PUT", json.dumps(dict(step.faults)).encode()
+            )
         elif step.action == "clear_faults":
-            _put_faults(self.directory_url, "DELETE", None)
+            send_faults(self.directory_url, "DELETE", None)
         elif step.action == "stop_redis":
             if self.stack is None:
                 raise StackError("no Stack to stop Redis in")
@@ -161,7 +161,7 @@ class _Faults:
         """Leave the stack as found: faults cleared, Redis running."""
         if self.simulator_touched:
             with contextlib.suppress(ServerError, OSError):
-                _put_faults(self.directory_url, "DELETE", None)
+                send_faults(self.directory_url, "DELETE", None)
         if self.redis_stopped and self.stack is not None:
             with contextlib.suppress(ServerError, OSError):
                 self.stack.start_redis()
@@ -171,24 +171,6 @@ class _Faults:
         return tuple(
             (start, end if stop is None else stop) for start, stop in self.windows
         )
-
-
-def _put_faults(directory_url: str, method: str, faults: dict[str, Any] | None) -> None:
-    body = None if faults is None else json.dumps(faults).encode()
-    request = urllib.request.Request(
-        f"{directory_url}/_faults",
-        data=body,
-        method=method,
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5):
-            pass
-    except urllib.error.HTTPError as error:
-        detail = error.read().decode(errors="replace")
-        raise LoadTestError(f"the simulator refused the faults: {detail}") from error
-    except (urllib.error.URLError, OSError) as error:
-        raise LoadTestError(f"the simulator did not answer: {error}") from error
 
 
 def _check_loopback(url: str) -> None:

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
-from instrumentation._redis_client import is_cluster_url
 from instrumentation.config import ENVIRONMENT_VARIABLES
 from loadtests import _pids
 from loadtests.servers import (
@@ -489,27 +488,39 @@ class Stack:
     def _faults(self, method: str, body: bytes | None) -> dict[str, Any]:
         if "simulator" not in self._processes:
             raise StackError("faults need the stack's own simulator")
-        request = urllib.request.Request(
-            f"{self.urls.directory_url}/_faults",
-            data=body,
-            method=method,
-            headers={"Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                answer: dict[str, Any] = json.load(response)
-        except urllib.error.HTTPError as error:
-            reason = error.read().decode(errors="replace")
-            raise StackError(f"the simulator refused the faults: {reason}") from error
-        except (urllib.error.URLError, OSError) as error:
-            raise StackError(f"the simulator did not answer: {error}") from error
-        return answer
+        return send_faults(self.urls.directory_url, method, body)
 
     def __enter__(self) -> StackUrls:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def send_faults(directory_url: str, method: str, body: bytes | None) -> dict[str, Any]:
+    """``PUT`` (with ``body``) or ``DELETE`` the simulator's faults.
+
+    Returns:
+        The faults now in force.
+
+    Raises:
+        StackError: The simulator refused them or did not answer.
+    """
+    request = urllib.request.Request(
+        f"{directory_url}/_faults",
+        data=body,
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            answer: dict[str, Any] = json.load(response)
+    except urllib.error.HTTPError as error:
+        reason = error.read().decode(errors="replace")
+        raise StackError(f"the simulator refused the faults: {reason}") from error
+    except (urllib.error.URLError, OSError) as error:
+        raise StackError(f"the simulator did not answer: {error}") from error
+    return answer
 
 
 def _redacted(url: str) -> str:
@@ -523,25 +534,26 @@ def _redacted(url: str) -> str:
 
 def _check_given_redis(url: str, timeout: float) -> None:
     """Raise StackError unless the Redis given to the stack answers PING."""
-    from redis import Redis
-    from redis.backoff import NoBackoff
-    from redis.exceptions import RedisError
-    from redis.retry import Retry
+    import asyncio
 
-    plain = url.replace("+cluster://", "://", 1) if is_cluster_url(url) else url
+    from instrumentation import Settings
+    from instrumentation._redis_client import REDIS_FAILURES, connect_one
+
+    async def ping() -> None:
+        # The client's own connection: the same URL forms, TLS and timeouts.
+        client = connect_one(Settings(redis_url=url, redis_timeout=timeout))
+        try:
+            async with asyncio.timeout(timeout):
+                await client.ping()
+        finally:
+            await client.aclose()
+
     try:
-        client = Redis.from_url(
-            plain,
-            socket_connect_timeout=timeout,
-            socket_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-        )
-        with client:
-            client.ping()
-    except (RedisError, OSError, ValueError) as error:
+        asyncio.run(ping())
+    except (*REDIS_FAILURES, ValueError) as error:
         raise StackError(
             f"the Redis given to the stack ({_redacted(url)}, from --redis-url or "
-            f"$REDIS_URL) does not answer PING: {error}"
+            f"$REDIS_URL) does not answer PING: {error or type(error).__name__}"
         ) from error
 
 
